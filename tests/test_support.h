@@ -1,0 +1,35 @@
+// Shared helpers for tests: where the fixtures are, temporary folders, running the CLI.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "tensor/tensor.h"
+
+namespace ficoco::test {
+
+// ../shared/fixtures, checked to exist: a missing fixture folder FAILS the test
+// (ADD_FAILURE + exception), it never skips, so CI cannot pass without the data.
+std::string FixturesDir();
+std::string LlavaTinyDir();       // ../shared/fixtures/llava-tiny
+std::string LlamaTokenizerDir();  // ../shared/fixtures/llama-tokenizer
+std::string SourceDir();          // the repository root
+std::string CliPath();            // the built `ficoco` executable
+
+// A fresh empty directory under the system temp dir, removed at process exit.
+std::string MakeTempDir(const std::string& tag);
+void WriteFile(const std::string& path, const std::string& bytes);
+std::string ReadFile(const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr interleaved
+};
+CommandResult RunCommand(const std::string& command_line);
+
+// max |a - b| over all elements (sizes must match).
+float MaxAbsDiff(const float* a, const float* b, int64_t n);
+// A golden tensor widened to float (F32/F16/BF16) or converted from integer types.
+std::vector<float> GoldenF32(const SafetensorsFile& f, const std::string& name);
+
+}  // namespace ficoco::test
