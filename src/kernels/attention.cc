@@ -1,0 +1,70 @@
+#include "kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "base/error.h"
+
+namespace ficoco {
+
+void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, const Matrix& v,
+                        const AttentionShape& shape, const AttentionMask& mask, Matrix& out,
+                        std::vector<float>* probs) {
+  const int64_t tq = q.rows(), tk = k.rows();
+  const int h = shape.num_heads, hkv = shape.num_kv_heads, d = shape.head_dim;
+  if (q.cols() != static_cast<int64_t>(h) * d || k.cols() != static_cast<int64_t>(hkv) * d || v.cols() != k.cols() ||
+      v.rows() != tk || h % hkv != 0)
+    Fail("MultiHeadAttention: inconsistent shapes q ", q.rows(), "x", q.cols(), " k ", k.rows(), "x", k.cols());
+  const int group = h / hkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+
+  // Head-major copies [H, T, d] so each head is one contiguous operand.
+  std::vector<float> qh(static_cast<size_t>(h * tq * d)), kh(static_cast<size_t>(h * tk * d)),
+      vh(static_cast<size_t>(h * tk * d));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int hi = 0; hi < h; ++hi) {
+    for (int64_t t = 0; t < std::max(tq, tk); ++t) {
+      if (t < tq) {
+        const float* src = q.row(t) + hi * d;
+        float* dst = qh.data() + (hi * tq + t) * d;
+        for (int i = 0; i < d; ++i) dst[i] = src[i] * scale;
+      }
+      if (t < tk) {
+        const int kvh = hi / group;
+        std::copy_n(k.row(t) + kvh * d, d, kh.data() + (hi * tk + t) * d);
+        std::copy_n(v.row(t) + kvh * d, d, vh.data() + (hi * tk + t) * d);
+      }
+    }
+  }
+  std::vector<float> scores(static_cast<size_t>(h * tq * tk));
+  gemm.BatchedMatMulF32(h, tq, tk, d, qh.data(), kh.data(), /*trans_b=*/true, scores.data());
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int hi = 0; hi < h; ++hi) {
+    for (int64_t i = 0; i < tq; ++i) {
+      float* row = scores.data() + (hi * tq + i) * tk;
+      const int64_t visible = mask.causal ? std::min<int64_t>(tk, mask.query_offset + i + 1) : tk;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+      float sum = 0;
+      for (int64_t j = 0; j < visible; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+      for (int64_t j = visible; j < tk; ++j) row[j] = 0.0f;
+    }
+  }
+  if (probs != nullptr) *probs = scores;
+
+  std::vector<float> oh(static_cast<size_t>(h * tq * d));
+  gemm.BatchedMatMulF32(h, tq, d, tk, scores.data(), vh.data(), /*trans_b=*/false, oh.data());
+  out.Resize(tq, static_cast<int64_t>(h) * d);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int hi = 0; hi < h; ++hi)
+    for (int64_t t = 0; t < tq; ++t) std::copy_n(oh.data() + (hi * tq + t) * d, d, out.row(t) + hi * d);
+}
+
+}  // namespace ficoco

@@ -1,0 +1,30 @@
+// Scaled dot-product attention over all heads, fp32, batched through oneDNN.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "tensor/tensor.h"
+
+namespace ficoco {
+
+struct AttentionShape {
+  int num_heads = 1;
+  int num_kv_heads = 1;  // grouped-query attention when < num_heads
+  int head_dim = 1;
+};
+
+struct AttentionMask {
+  bool causal = false;
+  // With `causal`, query row i sees keys 0 .. query_offset + i (keys are in
+  // sequence order; the cache may hold fewer keys than positions after reduction).
+  int64_t query_offset = 0;
+};
+
+// out [Tq, H*d] = softmax(q kᵀ / √d + mask) v per head; q [Tq, H*d], k, v [Tk, Hkv*d].
+// If `probs` is given it receives the per-head probabilities [H, Tq, Tk] (for dumps).
+void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, const Matrix& v,
+                        const AttentionShape& shape, const AttentionMask& mask, Matrix& out,
+                        std::vector<float>* probs = nullptr);
+
+}  // namespace ficoco

@@ -1,0 +1,163 @@
+#include "kernels/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <dnnl.hpp>
+
+#include "base/error.h"
+#include "kernels/gemv.h"
+
+namespace ficoco {
+
+ComputeType ParseComputeType(const std::string& name) {
+  if (name == "f32") return ComputeType::F32;
+  if (name == "bf16") return ComputeType::BF16;
+  Fail("unknown compute type '", name, "' (expected f32 or bf16)");
+}
+
+const char* ComputeTypeName(ComputeType t) { return t == ComputeType::F32 ? "f32" : "bf16"; }
+
+LinearWeight::LinearWeight(const TensorView& weight, const TensorView* bias, ComputeType compute) : weight_(weight) {
+  if (weight.shape.size() != 2) Fail("tensor '", weight.name, "': a linear weight must be 2-D, got ", weight.ShapeString());
+  if (weight.dtype != DType::F32 && weight.dtype != DType::F16 && weight.dtype != DType::BF16)
+    Fail("tensor '", weight.name, "': unsupported dtype ", DTypeName(weight.dtype), " for a linear weight");
+  if (compute == ComputeType::BF16 && weight.dtype != DType::BF16) {
+    // One conversion at load; same bytes as F16, half of F32.
+    const int64_t n = weight.numel();
+    owned_.resize(static_cast<size_t>(n));
+    const int64_t rows = weight.shape[0], cols = weight.shape[1];
+#pragma omp parallel
+    {
+      std::vector<float> tmp(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto* src = static_cast<const uint8_t*>(weight.data) + r * cols * DTypeSize(weight.dtype);
+        ConvertToF32(weight.dtype, src, tmp.data(), cols);
+        ConvertFromF32(tmp.data(), DType::BF16, owned_.data() + r * cols, cols);
+      }
+    }
+    weight_.dtype = DType::BF16;
+    weight_.data = owned_.data();
+  }
+  if (bias != nullptr) {
+    if (bias->numel() != weight.shape[0])
+      Fail("tensor '", bias->name, "': bias has ", bias->numel(), " elements, expected ", weight.shape[0]);
+    bias_ = bias->ToF32();
+  }
+}
+
+struct GemmContext::Impl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::vector<uint16_t> x_bf16;  // activations rounded to bf16
+  std::vector<uint16_t> panel16;  // weight panel converted to bf16
+  std::vector<float> panel32;     // weight panel widened to f32
+
+  using dt = dnnl::memory::data_type;
+
+  // C[m, n] (row stride ldc) = A[m, k] · B where B is given as W[n, k] (row-major).
+  void MatMulWT(int64_t m, int64_t n, int64_t k, dt type, const void* a, const void* w, float* c, int64_t ldc) {
+    dnnl::memory::desc ad({m, k}, type, dnnl::memory::dims{k, 1});
+    dnnl::memory::desc bd({k, n}, type, dnnl::memory::dims{1, k});
+    dnnl::memory::desc cd({m, n}, dt::f32, dnnl::memory::dims{ldc, 1});
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), engine);
+    dnnl::memory am(ad, engine, const_cast<void*>(a)), bm(bd, engine, const_cast<void*>(w)), cm(cd, engine, c);
+    dnnl::matmul(pd).execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    stream.wait();
+  }
+};
+
+GemmContext::GemmContext(ComputeType compute) : compute_(compute), impl_(std::make_unique<Impl>()) {}
+GemmContext::~GemmContext() = default;
+
+namespace {
+// Output rows of W converted per oneDNN call when W's dtype differs from the
+// arithmetic: bounds the scratch (512 x 11008 x 4 B = 22 MB at most for 7B).
+constexpr int64_t kPanelRows = 512;
+}  // namespace
+
+void GemmContext::Linear(const Matrix& x, const LinearWeight& lw, Matrix& y) {
+  const TensorView& w = lw.weight();
+  const int64_t m = x.rows(), k = x.cols(), n = lw.out_features();
+  if (k != lw.in_features())
+    Fail("tensor '", w.name, "': input has ", k, " features, weight expects ", lw.in_features());
+  y.Resize(m, n);
+  if (m == 0) return;
+  if (m <= kGemvMaxRows) {
+    GemvRows(x.data(), m, w, lw.bias().empty() ? nullptr : lw.bias().data(), y.data());
+    return;
+  }
+  const size_t wsize = DTypeSize(w.dtype);
+  if (compute_ == ComputeType::BF16) {
+    impl_->x_bf16.resize(static_cast<size_t>(m * k));
+    const float* xs = x.data();
+    uint16_t* xb = impl_->x_bf16.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m * k; ++i) xb[i] = F32ToBF16(xs[i]);
+    if (w.dtype == DType::BF16) {
+      impl_->MatMulWT(m, n, k, Impl::dt::bf16, xb, w.data, y.data(), n);
+    } else {
+      for (int64_t n0 = 0; n0 < n; n0 += kPanelRows) {
+        const int64_t nb = std::min(kPanelRows, n - n0);
+        impl_->panel32.resize(static_cast<size_t>(nb * k));
+        impl_->panel16.resize(static_cast<size_t>(nb * k));
+        ConvertToF32(w.dtype, static_cast<const uint8_t*>(w.data) + n0 * k * wsize, impl_->panel32.data(), nb * k);
+        ConvertFromF32(impl_->panel32.data(), DType::BF16, impl_->panel16.data(), nb * k);
+        impl_->MatMulWT(m, nb, k, Impl::dt::bf16, xb, impl_->panel16.data(), y.data() + n0, n);
+      }
+    }
+  } else {
+    if (w.dtype == DType::F32) {
+      impl_->MatMulWT(m, n, k, Impl::dt::f32, x.data(), w.data, y.data(), n);
+    } else {
+      for (int64_t n0 = 0; n0 < n; n0 += kPanelRows) {
+        const int64_t nb = std::min(kPanelRows, n - n0);
+        impl_->panel32.resize(static_cast<size_t>(nb * k));
+        const uint8_t* src = static_cast<const uint8_t*>(w.data) + n0 * k * wsize;
+        float* dst = impl_->panel32.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < nb; ++r) ConvertToF32(w.dtype, src + r * k * wsize, dst + r * k, k);
+        impl_->MatMulWT(m, nb, k, Impl::dt::f32, x.data(), impl_->panel32.data(), y.data() + n0, n);
+      }
+    }
+  }
+  if (!lw.bias().empty()) {
+    const float* b = lw.bias().data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      float* yr = y.row(i);
+      for (int64_t j = 0; j < n; ++j) yr[j] += b[j];
+    }
+  }
+}
+
+void GemmContext::BatchedMatMulF32(int64_t batch, int64_t m, int64_t n, int64_t k, const float* a, const float* b,
+                                   bool trans_b, float* c) {
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc ad({batch, m, k}, dt::f32, dnnl::memory::dims{m * k, k, 1});
+  dnnl::memory::desc bd = trans_b ? dnnl::memory::desc({batch, k, n}, dt::f32, dnnl::memory::dims{n * k, 1, k})
+                                  : dnnl::memory::desc({batch, k, n}, dt::f32, dnnl::memory::dims{k * n, n, 1});
+  dnnl::memory::desc cd({batch, m, n}, dt::f32, dnnl::memory::dims{m * n, n, 1});
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), impl_->engine);
+  dnnl::memory am(ad, impl_->engine, const_cast<float*>(a)), bm(bd, impl_->engine, const_cast<float*>(b)),
+      cm(cd, impl_->engine, c);
+  dnnl::matmul(pd).execute(impl_->stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  impl_->stream.wait();
+}
+
+void LinearReference(const Matrix& x, const TensorView& w, const std::vector<float>& bias, Matrix& y) {
+  const int64_t m = x.rows(), k = x.cols(), n = w.shape[0];
+  y.Resize(m, n);
+  std::vector<float> wrow(static_cast<size_t>(k));
+  for (int64_t j = 0; j < n; ++j) {
+    ConvertToF32(w.dtype, static_cast<const uint8_t*>(w.data) + j * k * DTypeSize(w.dtype), wrow.data(), k);
+    for (int64_t i = 0; i < m; ++i) {
+      double acc = bias.empty() ? 0.0 : bias[static_cast<size_t>(j)];
+      for (int64_t t = 0; t < k; ++t) acc += static_cast<double>(x.at(i, t)) * wrow[static_cast<size_t>(t)];
+      y.at(i, j) = static_cast<float>(acc);
+    }
+  }
+}
+
+}  // namespace ficoco

@@ -1,0 +1,75 @@
+// Matrix products with weights in their stored dtype.
+//
+// y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias): activations are float32, W is the PyTorch
+// [out, in] weight. Large M (prefill, image tokens) goes to oneDNN's matmul
+// (JIT brgemm kernels for this CPU); M <= kGemvMaxRows (decode) goes to our own
+// memory-bound GEMV, which streams 16-bit weights without widening them in memory.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace ficoco {
+
+// Arithmetic used for the large products.
+//  F32:  weights widened panel by panel, fp32 multiply-add (reference parity).
+//  BF16: weights kept/converted to bfloat16 at load, activations rounded to bf16,
+//        fp32 accumulation (AVX512_BF16 dot products; about 2x fp32 throughput).
+enum class ComputeType { F32, BF16 };
+ComputeType ParseComputeType(const std::string& name);  // "f32" | "bf16"
+const char* ComputeTypeName(ComputeType t);
+
+inline constexpr int64_t kGemvMaxRows = 4;
+
+// A linear layer ready to run: the weight as stored (mmapped) or as converted at load.
+class LinearWeight {
+ public:
+  LinearWeight() = default;
+  // `bias` may be null. With ComputeType::BF16, non-BF16 weights are converted once
+  // here (same size as F16; the mapped pages can then be released by the caller).
+  LinearWeight(const TensorView& weight, const TensorView* bias, ComputeType compute);
+
+  int64_t out_features() const { return weight_.shape[0]; }
+  int64_t in_features() const { return weight_.shape[1]; }
+  const TensorView& weight() const { return weight_; }
+  const std::vector<float>& bias() const { return bias_; }
+  bool converted() const { return !owned_.empty(); }
+
+ private:
+  TensorView weight_;
+  std::vector<uint16_t> owned_;  // converted weight storage, when converted()
+  std::vector<float> bias_;
+};
+
+// Owns the oneDNN engine and stream. Thread count is OpenMP's (set once by the front end).
+class GemmContext {
+ public:
+  explicit GemmContext(ComputeType compute);
+  ~GemmContext();
+  GemmContext(const GemmContext&) = delete;
+  GemmContext& operator=(const GemmContext&) = delete;
+
+  ComputeType compute() const { return compute_; }
+  // y = x · Wᵀ + b. y is resized to [x.rows, W.out].
+  void Linear(const Matrix& x, const LinearWeight& w, Matrix& y);
+  // Raw row-major product for attention: C[b] = A[b] · B[b] (B transposed when trans_b),
+  // batch of `batch` independent products, float32 throughout.
+  void BatchedMatMulF32(int64_t batch, int64_t m, int64_t n, int64_t k, const float* a, const float* b, bool trans_b,
+                        float* c);
+
+  struct Impl;
+
+ private:
+  ComputeType compute_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Scalar reference for tests: y = x · Wᵀ + b with W widened element by element.
+void LinearReference(const Matrix& x, const TensorView& w, const std::vector<float>& bias, Matrix& y);
+// The decode path on its own (exposed for tests and benchmarks).
+void GemvRows(const float* x, int64_t m, const TensorView& w, const float* bias, float* y);
+
+}  // namespace ficoco

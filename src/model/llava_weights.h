@@ -1,0 +1,55 @@
+// Every weight of a LLaVA-1.5 checkpoint, checked by name, dtype and shape
+// against the config before use, and prepared for the chosen arithmetic.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "kernels/gemm.h"
+#include "model/config.h"
+
+namespace ficoco {
+
+struct VisionLayerWeights {
+  std::vector<float> ln1_weight, ln1_bias, ln2_weight, ln2_bias;
+  LinearWeight q_proj, k_proj, v_proj, out_proj, fc1, fc2;
+};
+
+struct VisionWeights {
+  std::vector<float> class_embedding;     // [D]
+  LinearWeight patch_embedding;           // conv [D, C, p, p] viewed as [D, C*p*p], no bias
+  std::vector<float> position_embedding;  // [(N+1) * D]
+  std::vector<float> pre_ln_weight, pre_ln_bias;
+  std::vector<VisionLayerWeights> layers;  // only the layers whose output is used
+};
+
+struct ProjectorWeights {
+  LinearWeight linear_1, linear_2;
+};
+
+struct TextLayerWeights {
+  std::vector<float> input_norm, post_attention_norm;
+  LinearWeight q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+};
+
+struct TextWeights {
+  TensorView embed_tokens;  // [V, D], rows widened on lookup
+  std::vector<TextLayerWeights> layers;
+  std::vector<float> norm;
+  LinearWeight lm_head;
+};
+
+struct LoadOptions {
+  ComputeType compute = ComputeType::BF16;
+  bool load_text = true;  // `encode` needs only the vision side
+};
+
+// Checks every tensor of LlavaWeightTable(cfg): present, floating dtype, exact shape.
+// Throws Error naming the checkpoint and the first bad tensor.
+void ValidateCheckpoint(const Checkpoint& ckpt, const LlavaConfig& cfg);
+
+VisionWeights LoadVisionWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, ComputeType compute);
+ProjectorWeights LoadProjectorWeights(const Checkpoint& ckpt, ComputeType compute);
+TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, ComputeType compute);
+
+}  // namespace ficoco

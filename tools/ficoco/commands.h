@@ -1,0 +1,15 @@
+// Subcommands of the `ficoco` tool. Each file registers one subcommand on the CLI11
+// app and returns the callback's exit status through `exit_code`.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace ficoco::cli {
+
+void AddEncodeCommand(CLI::App& app, int& exit_code);
+void AddMakeRandomCommand(CLI::App& app, int& exit_code);
+void AddRunCommand(CLI::App& app, int& exit_code);
+
+// Applies --threads (0 = all cores) to OpenMP and oneDNN; returns the count used.
+int SetThreads(int requested);
+
+}  // namespace ficoco::cli
