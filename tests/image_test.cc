@@ -3,12 +3,18 @@
 // malformed files.
 #include <gtest/gtest.h>
 #include <png.h>
+// jpeglib.h needs size_t and FILE declared first.
+#include <cstddef>
+#include <cstdio>
+#include <jpeglib.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <csetjmp>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -215,6 +221,50 @@ std::string EncodePng(const PngSpec& spec, std::vector<std::vector<uint8_t>> row
   png_destroy_write_struct(&png, &info);
   if (!ok) throw Error("test PNG encoder failed");
   return ctx.out;
+}
+
+
+// Encodes an 8-bit JPEG with libjpeg (test-side encoder): components 1 (grey),
+// 3 (RGB, stored as YCbCr) or 4 (CMYK, stored as given with an Adobe marker).
+struct JpegEncodeErr {
+  jpeg_error_mgr pub;
+  jmp_buf jump;
+};
+void JpegEncodeErrorExit(j_common_ptr cinfo) { std::longjmp(reinterpret_cast<JpegEncodeErr*>(cinfo->err)->jump, 1); }
+
+bool JpegEncodeInner(jpeg_compress_struct* c, JpegEncodeErr* err, int w, int h, int comps, const uint8_t* px,
+                     unsigned char** buf, unsigned long* size) {
+  if (setjmp(err->jump)) return false;
+  jpeg_create_compress(c);
+  jpeg_mem_dest(c, buf, size);
+  c->image_width = static_cast<JDIMENSION>(w);
+  c->image_height = static_cast<JDIMENSION>(h);
+  c->input_components = comps;
+  c->in_color_space = comps == 1 ? JCS_GRAYSCALE : (comps == 3 ? JCS_RGB : JCS_CMYK);
+  jpeg_set_defaults(c);
+  jpeg_set_quality(c, 98, TRUE);
+  jpeg_start_compress(c, TRUE);
+  while (c->next_scanline < c->image_height) {
+    JSAMPROW row = const_cast<JSAMPROW>(px + static_cast<size_t>(c->next_scanline) * w * comps);
+    jpeg_write_scanlines(c, &row, 1);
+  }
+  jpeg_finish_compress(c);
+  return true;
+}
+
+std::string EncodeJpeg(int w, int h, int comps, const std::vector<uint8_t>& px) {
+  jpeg_compress_struct c{};
+  JpegEncodeErr err{};
+  c.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = JpegEncodeErrorExit;
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  const bool ok = JpegEncodeInner(&c, &err, w, h, comps, px.data(), &buf, &size);
+  jpeg_destroy_compress(&c);
+  std::string out = ok ? std::string(reinterpret_cast<const char*>(buf), size) : std::string();
+  std::free(buf);
+  if (!ok) throw Error("test JPEG encoder failed");
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -444,6 +494,52 @@ TEST(ImageDecode, Interlaced) {
   const std::string bytes = EncodePng(spec, rows);
   ASSERT_EQ(static_cast<uint8_t>(bytes[28]), 1) << "IHDR interlace byte";
   EXPECT_SAME_IMAGE(DecodeString(bytes, "adam7.png"), src);
+}
+
+TEST(ImageDecode, GreyJpegBecomesRgb) {
+  const int w = 16, h = 8;
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 2);
+  const ImageU8 img = DecodeString(EncodeJpeg(w, h, 1, px), "grey.jpg");
+  ASSERT_EQ(img.width, w);
+  ASSERT_EQ(img.height, h);
+  int worst = 0;
+  for (size_t i = 0; i < px.size(); ++i) {
+    EXPECT_EQ(img.rgb[i * 3], img.rgb[i * 3 + 1]);
+    EXPECT_EQ(img.rgb[i * 3], img.rgb[i * 3 + 2]);
+    worst = std::max(worst, std::abs(int{img.rgb[i * 3]} - int{px[i]}));
+  }
+  EXPECT_LE(worst, 3);
+}
+
+TEST(ImageDecode, CmykJpegConvertedAsPillow) {
+  // Stored (Adobe, inverted) CMYK values S: Pillow reads C = 255 - S and gives
+  // R = (255 - K) * (255 - C) / 255 = S_k * S_c / 255 (rounded).
+  const int w = 16, h = 16;
+  const std::array<uint8_t, 4> stored{200, 100, 50, 255};
+  const std::array<uint8_t, 4> stored2{255, 255, 255, 128};
+  std::vector<uint8_t> px;
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const auto& s = y < 8 ? stored : stored2;
+      px.insert(px.end(), s.begin(), s.end());
+    }
+  }
+  const ImageU8 img = DecodeString(EncodeJpeg(w, h, 4, px), "cmyk.jpg");
+  ASSERT_EQ(img.width, w);
+  ASSERT_EQ(img.height, h);
+  const uint8_t* a = img.pixel(2, 3);
+  EXPECT_NEAR(a[0], 200, 2);
+  EXPECT_NEAR(a[1], 100, 2);
+  EXPECT_NEAR(a[2], 50, 2);
+  const uint8_t* b = img.pixel(12, 3);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(b[c], 128, 2);
+}
+
+TEST(ImageDecode, BytesAfterIendAreIgnored) {
+  const std::string png = Bytes(LlavaTinyDir() + "/images/synthetic_40x24.png");
+  const ImageU8 ref = DecodeString(png, "synthetic.png");
+  EXPECT_SAME_IMAGE(DecodeString(png + std::string(100, 'z'), "trailing.png"), ref);
 }
 
 TEST(ImageDecode, SignatureNotExtensionDecides) {

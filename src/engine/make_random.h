@@ -18,6 +18,7 @@ struct MakeRandomOptions {
   std::string out_dir;            // created if missing; existing weight files are replaced
   int64_t max_shard_bytes = 5'000'000'000;  // above this total the weights are sharded
   int vocab_size_override = 0;    // > 0: use this vocabulary size instead of the preset's
+  int image_token_index_override = 0;  // > 0: id of <image> (and <pad> = id + 1), e.g. a smaller tokenizer's size
 };
 
 // The architecture of a preset; throws Error listing the valid names.

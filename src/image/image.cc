@@ -70,15 +70,20 @@ void PngError(png_structp png, png_const_charp msg) {
   std::longjmp(st->jump, 1);
 }
 
-// Warnings that mean the pixel data is damaged are fatal; the others (unknown
-// chunks, odd colour profiles, ...) are harmless and ignored, as Pillow does.
+// Warnings that mean the pixel data is damaged or cut short (or a checksum is
+// wrong, which Pillow also refuses) are fatal. Harmless ones (odd colour
+// profiles, unknown chunks, extra data after the last row, which Pillow ignores
+// too) are dropped silently.
 void PngWarning(png_structp png, png_const_charp msg) {
   if (msg == nullptr) return;
-  static const char* const kFatal[] = {"image data", "IDAT", "CRC", "runcat", "ompressed data",
-                                       "decompress", "zlib"};
-  for (const char* f : kFatal) {
-    if (std::strstr(msg, f) != nullptr) PngError(png, msg);
+  static const char* const kFatal[] = {"Not enough", "Truncated compressed", "Decompression error", "CRC error"};
+  bool fatal = false;
+  for (const char* f : kFatal) fatal = fatal || std::strstr(msg, f) != nullptr;
+  if (std::strncmp(msg, "IDAT", 4) == 0 && std::strstr(msg, "Too much") == nullptr &&
+      std::strstr(msg, "xtra compress") == nullptr) {
+    fatal = true;  // damaged IDAT stream (bad zlib data, checksum mismatch, ...)
   }
+  if (fatal) PngError(png, msg);
 }
 
 void PngRead(png_structp png, png_bytep out, png_size_t n) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <dnnl.hpp>
+#include <map>
+#include <tuple>
 
 #include "base/error.h"
 #include "kernels/gemv.h"
@@ -56,14 +58,29 @@ struct GemmContext::Impl {
 
   using dt = dnnl::memory::data_type;
 
+  // Building a oneDNN primitive descriptor costs about a millisecond (dispatch and
+  // JIT); a transformer repeats a handful of shapes, so primitives are kept per shape.
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  std::map<Key, dnnl::matmul> primitives;
+
+  dnnl::matmul& Primitive(const Key& key, const dnnl::memory::desc& ad, const dnnl::memory::desc& bd,
+                          const dnnl::memory::desc& cd) {
+    auto it = primitives.find(key);
+    if (it == primitives.end()) {
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), engine);
+      it = primitives.emplace(key, dnnl::matmul(pd)).first;
+    }
+    return it->second;
+  }
+
   // C[m, n] (row stride ldc) = A[m, k] · B where B is given as W[n, k] (row-major).
   void MatMulWT(int64_t m, int64_t n, int64_t k, dt type, const void* a, const void* w, float* c, int64_t ldc) {
     dnnl::memory::desc ad({m, k}, type, dnnl::memory::dims{k, 1});
     dnnl::memory::desc bd({k, n}, type, dnnl::memory::dims{1, k});
     dnnl::memory::desc cd({m, n}, dt::f32, dnnl::memory::dims{ldc, 1});
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), engine);
+    dnnl::matmul& mm = Primitive(Key{static_cast<int>(type), 1, m, n, k, ldc, true}, ad, bd, cd);
     dnnl::memory am(ad, engine, const_cast<void*>(a)), bm(bd, engine, const_cast<void*>(w)), cm(cd, engine, c);
-    dnnl::matmul(pd).execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
     stream.wait();
   }
 };
@@ -139,10 +156,10 @@ void GemmContext::BatchedMatMulF32(int64_t batch, int64_t m, int64_t n, int64_t 
   dnnl::memory::desc bd = trans_b ? dnnl::memory::desc({batch, k, n}, dt::f32, dnnl::memory::dims{n * k, 1, k})
                                   : dnnl::memory::desc({batch, k, n}, dt::f32, dnnl::memory::dims{k * n, n, 1});
   dnnl::memory::desc cd({batch, m, n}, dt::f32, dnnl::memory::dims{m * n, n, 1});
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), impl_->engine);
+  dnnl::matmul& mm = impl_->Primitive(Impl::Key{static_cast<int>(dt::f32), batch, m, n, k, 0, trans_b}, ad, bd, cd);
   dnnl::memory am(ad, impl_->engine, const_cast<float*>(a)), bm(bd, impl_->engine, const_cast<float*>(b)),
       cm(cd, impl_->engine, c);
-  dnnl::matmul(pd).execute(impl_->stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  mm.execute(impl_->stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
   impl_->stream.wait();
 }
 

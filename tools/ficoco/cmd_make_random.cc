@@ -14,6 +14,7 @@ struct MakeRandomArgs {
   uint64_t seed = 0;
   double max_shard_gb = 5.0;
   int vocab_size = 0;
+  int image_token_index = 0;
 };
 
 int RunMakeRandom(const MakeRandomArgs& a) {
@@ -28,6 +29,7 @@ int RunMakeRandom(const MakeRandomArgs& a) {
   o.out_dir = a.out;
   o.max_shard_bytes = static_cast<int64_t>(a.max_shard_gb * 1e9);
   o.vocab_size_override = a.vocab_size;
+  o.image_token_index_override = a.image_token_index;
   Stopwatch sw;
   MakeRandomCheckpoint(o, std::cout);
   std::cout << "wrote " << a.out << " in " << sw.Seconds() << " s" << std::endl;
@@ -49,6 +51,9 @@ void AddMakeRandomCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--max-shard-gb", args->max_shard_gb, "Largest shard in GB before splitting into model-0000k-of-0000n files")
       ->capture_default_str();
   sub->add_option("--vocab-size", args->vocab_size, "Override the text vocabulary size (0 = preset's)")
+      ->capture_default_str();
+  sub->add_option("--image-token-index", args->image_token_index,
+                  "Id of <image> (<pad> follows it); set it to your tokenizer's piece count (0 = preset's 32000)")
       ->capture_default_str();
   sub->callback([args, &exit_code] { exit_code = RunMakeRandom(*args); });
 }

@@ -1,0 +1,86 @@
+// Kernel throughput on LLaVA-1.5-7B shapes. Reports GFLOP/s (prefill products) and
+// GB/s of weight streamed (decode products) as counters; compare with the machine's
+// measured peaks in docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "kernels/attention.h"
+#include "kernels/gemm.h"
+
+namespace ficoco {
+namespace {
+
+struct Weight {
+  std::vector<uint16_t> bits;
+  TensorView view;
+};
+
+Weight RandomWeight(int64_t n, int64_t k, DType t) {
+  Weight w;
+  w.bits.resize(static_cast<size_t>(n * k));
+  std::mt19937 g(1);
+  std::normal_distribution<float> d(0, 0.02f);
+  for (auto& b : w.bits) {
+    float v = d(g);
+    b = t == DType::F16 ? F32ToF16(v) : F32ToBF16(v);
+  }
+  w.view = TensorView{"w", t, {n, k}, w.bits.data()};
+  return w;
+}
+
+Matrix RandomActivations(int64_t m, int64_t k) {
+  Matrix x(m, k);
+  std::mt19937 g(2);
+  std::normal_distribution<float> d(0, 1);
+  for (int64_t i = 0; i < m * k; ++i) x.data()[i] = d(g);
+  return x;
+}
+
+// args: M, K, N, compute (0 = f32, 1 = bf16). Weights stored F16 as in llava-hf files.
+void BM_Linear(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const ComputeType ct = state.range(3) ? ComputeType::BF16 : ComputeType::F32;
+  Weight w = RandomWeight(n, k, DType::F16);
+  LinearWeight lw(w.view, nullptr, ct);
+  GemmContext gemm(ct);
+  Matrix x = RandomActivations(m, k), y;
+  for (auto _ : state) {
+    gemm.Linear(x, lw, y);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double flops = 2.0 * m * k * n;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(static_cast<double>(n * k * 2) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(ComputeTypeName(ct));
+}
+BENCHMARK(BM_Linear)
+    ->Args({577, 1024, 4096, 1})   // CLIP fc1
+    ->Args({577, 1024, 4096, 0})
+    ->Args({577, 1024, 1024, 1})   // CLIP q/k/v/out
+    ->Args({636, 4096, 11008, 1})  // LLaMA gate/up at LLaVA prompt length
+    ->Args({636, 4096, 11008, 0})
+    ->Args({1, 4096, 11008, 1})    // decode: memory-bound GEMV on bf16 weights
+    ->Args({1, 4096, 11008, 0})    // decode on F16 weights
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_Attention(benchmark::State& state) {
+  const int64_t t = state.range(0);
+  const int h = static_cast<int>(state.range(1)), d = 64;
+  Matrix q = RandomActivations(t, h * d), k = RandomActivations(t, h * d), v = RandomActivations(t, h * d), out;
+  GemmContext gemm(ComputeType::F32);
+  for (auto _ : state) {
+    MultiHeadAttention(gemm, q, k, v, {h, h, d}, {state.range(2) != 0, 0}, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4.0 * t * t * h * d * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Attention)->Args({577, 16, 0})->Args({636, 32, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace ficoco
+
+BENCHMARK_MAIN();
