@@ -17,16 +17,7 @@ namespace ficoco {
 namespace {
 namespace fs = std::filesystem;
 
-void ExpectError(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "no Error thrown; expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "'";
-}
+using test::ExpectError;
 
 // The newer transformers (>= 4.52) spelling of a canonical name.
 std::string NewSchemeName(const std::string& old) {

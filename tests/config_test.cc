@@ -13,16 +13,7 @@ namespace ficoco {
 namespace {
 using json = nlohmann::json;
 
-void ExpectError(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "no Error thrown; expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "'";
-}
+using test::ExpectError;
 
 json FixtureJson() { return json::parse(test::ReadFile(test::LlavaTinyDir() + "/config.json")); }
 

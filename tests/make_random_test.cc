@@ -20,16 +20,7 @@ namespace ficoco {
 namespace {
 namespace fs = std::filesystem;
 
-void ExpectError(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "no Error thrown; expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "'";
-}
+using test::ExpectError;
 
 std::string Make(const std::string& tag, DType dtype, uint64_t seed, int64_t max_shard = 5'000'000'000,
                  const std::string& dir_in = "") {

@@ -18,16 +18,7 @@ using test::ReadFile;
 using test::WriteFile;
 
 // Runs `fn`, expecting an Error whose message contains every one of `parts`.
-void ExpectError(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "no Error thrown; expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "'";
-}
+using test::ExpectError;
 
 std::string LengthPrefix(uint64_t n) {
   std::string s(8, '\0');

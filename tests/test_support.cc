@@ -82,6 +82,17 @@ CommandResult RunCommand(const std::string& command_line) {
   return result;
 }
 
+void ExpectError(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    return;
+  }
+  ADD_FAILURE() << "no Error thrown; expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "'";
+}
+
 float MaxAbsDiff(const float* a, const float* b, int64_t n) {
   float m = 0;
   for (int64_t i = 0; i < n; ++i) {

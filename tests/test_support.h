@@ -1,5 +1,6 @@
 // Shared helpers for tests: where the fixtures are, temporary folders, running the CLI.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct CommandResult {
   std::string output;  // stdout and stderr interleaved
 };
 CommandResult RunCommand(const std::string& command_line);
+
+// Runs `fn` and expects a ficoco::Error whose message contains every one of `parts`.
+void ExpectError(const std::function<void()>& fn, const std::vector<std::string>& parts);
 
 // max |a - b| over all elements (sizes must match).
 float MaxAbsDiff(const float* a, const float* b, int64_t n);

@@ -80,7 +80,9 @@ int RunRun(const RunArgs& a) {
   StreamingDecoder stream(tok);
   req.on_token = [&](int id) {
     if (first_token_s == 0) first_token_s = ttft.Seconds();
-    if (!a.json && id != cfg.text.eos_token_id) {
+    // Ids past the tokenizer's pieces (LLaVA pads the vocabulary to a multiple of 64)
+    // have no text; they are kept in generated_ids but print nothing.
+    if (!a.json && id != cfg.text.eos_token_id && tok.IsValidId(id)) {
       std::fputs(stream.Push(id).c_str(), stdout);
       std::fflush(stdout);
     }
@@ -88,8 +90,9 @@ int RunRun(const RunArgs& a) {
   GenerateResult r = Generate(gemm, *model, req);
   if (!a.json) std::printf("%s\n", stream.Finish().c_str());
 
-  std::vector<int> answer_ids = r.new_ids;
-  if (r.hit_eos) answer_ids.pop_back();
+  std::vector<int> answer_ids;
+  for (size_t i = 0; i < r.new_ids.size(); ++i)
+    if (tok.IsValidId(r.new_ids[i]) && !(r.hit_eos && i + 1 == r.new_ids.size())) answer_ids.push_back(r.new_ids[i]);
   const std::string answer = tok.Decode(answer_ids);
   if (!a.dump.empty()) {
     TensorDump dump;
