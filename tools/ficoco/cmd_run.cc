@@ -88,7 +88,10 @@ int RunRun(const RunArgs& a) {
     }
   };
   GenerateResult r = Generate(gemm, *model, req);
-  if (!a.json) std::printf("%s\n", stream.Finish().c_str());
+  if (!a.json) {
+    std::printf("%s\n", stream.Finish().c_str());
+    std::fflush(stdout);  // the stats line goes to stderr after the answer
+  }
 
   std::vector<int> answer_ids;
   for (size_t i = 0; i < r.new_ids.size(); ++i)
