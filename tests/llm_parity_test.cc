@@ -15,11 +15,7 @@
 namespace ficoco {
 namespace {
 
-struct Case {
-  const char* name;
-  const char* golden;
-  const char* image;
-};
+using Case = test::FixtureCase;
 
 std::vector<int> FixturePromptIds() {
   return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
@@ -59,6 +55,7 @@ TEST_P(LlmParity, EmbeddingsLogitsAndGreedyTokens) {
   req.max_new_tokens = 8;
   req.keep_prefill_logits = true;
   req.keep_hidden_states = true;
+  req.keep_step_logits = true;
   GenerateResult r = Generate(*gemm_, *model_, req);
 
   auto emb = test::GoldenF32(*golden_, "llm.inputs_embeds");
@@ -102,6 +99,7 @@ TEST_P(LlmParity, CachedDecodingEqualsRecomputation) {
   req.prompt_ids = FixturePromptIds();
   req.image_features = &encoded_.image_features;
   req.max_new_tokens = 6;
+  req.keep_step_logits = true;
   GenerateResult cached = Generate(*gemm_, *model_, req);
   // Without a cache: rerun the whole sequence each step and take the last logits.
   const LlavaConfig& cfg = model_->config();
@@ -159,9 +157,7 @@ TEST_P(LlmParity, ReducedSequenceThroughTokenSetInterface) {
   EXPECT_LE(test::MaxAbsDiff(r.logits_last.data(), golden_logits.data(), static_cast<int64_t>(golden_logits.size())), 1e-3f);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixture, LlmParity,
-                         ::testing::Values(Case{"photo", "golden_photo.safetensors", "grace_hopper.png"},
-                                           Case{"synthetic", "golden_synthetic.safetensors", "synthetic_40x24.png"}),
+INSTANTIATE_TEST_SUITE_P(Fixture, LlmParity, ::testing::ValuesIn(test::kFixtureCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

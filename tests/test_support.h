@@ -1,5 +1,6 @@
 // Shared helpers for tests: where the fixtures are, temporary folders, running the CLI.
 #pragma once
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,6 +17,17 @@ std::string LlavaTinyDir();       // ../shared/fixtures/llava-tiny
 std::string LlamaTokenizerDir();  // ../shared/fixtures/llama-tokenizer
 std::string SourceDir();          // the repository root
 std::string CliPath();            // the built `ficoco` executable
+
+// The two llava-tiny golden cases: golden file and source image (under images/).
+struct FixtureCase {
+  const char* name;
+  const char* golden;
+  const char* image;
+};
+inline constexpr std::array<FixtureCase, 2> kFixtureCases{{
+    {"photo", "golden_photo.safetensors", "grace_hopper.png"},
+    {"synthetic", "golden_synthetic.safetensors", "synthetic_40x24.png"},
+}};
 
 // A fresh empty directory under the system temp dir, removed at process exit.
 std::string MakeTempDir(const std::string& tag);

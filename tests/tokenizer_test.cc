@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "io/json_file.h"
 #include "test_support.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -28,11 +29,7 @@ const Tokenizer& Llama() {
   return *t;
 }
 
-nlohmann::json ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot read " + path);
-  return nlohmann::json::parse(in);
-}
+nlohmann::json ReadJson(const std::string& path) { return ParseJsonObject(ReadTextFile(path), path); }
 
 nlohmann::json GoldenTokenization() { return ReadJson(test::LlamaTokenizerDir() + "/golden_tokenization.json"); }
 

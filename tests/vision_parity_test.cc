@@ -13,11 +13,7 @@
 namespace ficoco {
 namespace {
 
-struct Case {
-  const char* name;
-  const char* golden;
-  const char* image;
-};
+using Case = test::FixtureCase;
 
 class VisionParity : public ::testing::TestWithParam<Case> {};
 
@@ -83,9 +79,7 @@ TEST_P(VisionParity, Bf16ComputeStaysClose) {
   EXPECT_LE(test::MaxAbsDiff(e.image_features.data(), feat.data(), static_cast<int64_t>(feat.size())), 0.02f * max_ref);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixture, VisionParity,
-                         ::testing::Values(Case{"photo", "golden_photo.safetensors", "grace_hopper.png"},
-                                           Case{"synthetic", "golden_synthetic.safetensors", "synthetic_40x24.png"}),
+INSTANTIATE_TEST_SUITE_P(Fixture, VisionParity, ::testing::ValuesIn(test::kFixtureCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -82,7 +82,7 @@ GenerateResult Generate(GemmContext& gemm, const LlavaModel& model, const Genera
   // Next position continues after the original prompt length, whatever was reduced.
   int32_t next_pos = static_cast<int32_t>(r.prompt_tokens);
   for (int t = 0; t < req.max_new_tokens; ++t) {
-    r.step_logits.push_back(step);
+    if (req.keep_step_logits) r.step_logits.push_back(step);
     const int id = sampler.Next(step, history);
     r.new_ids.push_back(id);
     history.push_back(id);

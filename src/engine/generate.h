@@ -19,6 +19,7 @@ struct GenerateRequest {
   bool stop_at_eos = true;
   bool keep_prefill_logits = false;         // all positions' logits (tests, dumps)
   bool keep_hidden_states = false;
+  bool keep_step_logits = false;            // the full logits of every step (tests)
   std::function<void(int id)> on_token;     // streaming
   TextRunOptions text_options;              // reduction hooks
 };
@@ -29,7 +30,7 @@ struct GenerateResult {
   std::vector<float> logits_last;    // prompt's last position
   Matrix prefill_logits;             // [T', V] when asked (T' = rows that survived)
   std::vector<Matrix> hidden_states;
-  std::vector<std::vector<float>> step_logits;  // logits each generated id was chosen from
+  std::vector<std::vector<float>> step_logits;  // with keep_step_logits: logits each id was chosen from
   int64_t prompt_tokens = 0, image_tokens = 0, text_tokens = 0;
   double prefill_s = 0, decode_s = 0;
   bool hit_eos = false;

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "io/json_file.h"
 
 namespace ficoco {
 namespace fs = std::filesystem;
@@ -22,15 +21,6 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 
 // Buffers that some CLIP checkpoints carry but that are not weights.
 bool IsIgnoredBuffer(const std::string& name) { return EndsWith(name, "embeddings.position_ids"); }
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fail("cannot read '", path, "'");
-  std::ostringstream os;
-  os << in.rdbuf();
-  if (in.bad()) Fail("cannot read '", path, "'");
-  return os.str();
-}
 
 }  // namespace
 
@@ -71,13 +61,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   };
 
   if (fs::exists(index_path, ec)) {
-    nlohmann::json index;
-    try {
-      index = nlohmann::json::parse(ReadText(index_path));
-    } catch (const nlohmann::json::exception& e) {
-      Fail(index_path, ": not valid JSON: ", e.what());
-    }
-    if (!index.is_object()) Fail(index_path, ": must be a JSON object");
+    const nlohmann::json index = ParseJsonObject(ReadTextFile(index_path), index_path);
     auto wm = index.find("weight_map");
     if (wm == index.end()) Fail(index_path, ": missing weight_map");
     if (!wm->is_object()) Fail(index_path, ": weight_map must be an object of tensor name -> shard file");

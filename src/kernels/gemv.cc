@@ -1,5 +1,10 @@
 #include "kernels/gemv.h"
 
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own undefined
+// pass-through operands (GCC bug 105593, fixed in GCC 13); nothing here is uninitialised.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "base/error.h"
@@ -8,14 +13,46 @@
 namespace ficoco {
 namespace {
 
-float DotF32(const float* x, const float* w, int64_t k) {
+// Widens 16 weights starting at w[i] to floats.
+struct LoadF32 {
+  const float* w;
+#if defined(__AVX512F__)
+  __m512 operator()(int64_t i) const { return _mm512_loadu_ps(w + i); }
+#endif
+  float operator[](int64_t i) const { return w[i]; }
+};
+
+struct LoadF16 {
+  const uint16_t* w;
+#if defined(__AVX512F__)
+  __m512 operator()(int64_t i) const {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+  }
+#endif
+  float operator[](int64_t i) const { return F16ToF32(w[i]); }
+};
+
+struct LoadBF16 {
+  const uint16_t* w;
+#if defined(__AVX512F__)
+  __m512 operator()(int64_t i) const {  // bf16 is the high half of a float
+    __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+#endif
+  float operator[](int64_t i) const { return BF16ToF32(w[i]); }
+};
+
+// Two independent accumulators hide the FMA latency; the tail is scalar.
+template <class Load>
+float Dot(const float* x, Load w, int64_t k) {
   int64_t i = 0;
   float acc = 0;
 #if defined(__AVX512F__)
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   for (; i + 32 <= k; i += 32) {
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(w + i + 16), a1);
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), w(i), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), w(i + 16), a1);
   }
   acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 #endif
@@ -23,48 +60,13 @@ float DotF32(const float* x, const float* w, int64_t k) {
   return acc;
 }
 
-float DotF16(const float* x, const uint16_t* w, int64_t k) {
-  int64_t i = 0;
-  float acc = 0;
-#if defined(__AVX512F__)
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  for (; i + 32 <= k; i += 32) {
-    __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
-    __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16)));
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), w0, a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), w1, a1);
-  }
-  acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-#endif
-  for (; i < k; ++i) acc += x[i] * F16ToF32(w[i]);
-  return acc;
-}
-
-float DotBF16(const float* x, const uint16_t* w, int64_t k) {
-  int64_t i = 0;
-  float acc = 0;
-#if defined(__AVX512F__)
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  for (; i + 32 <= k; i += 32) {
-    __m512i w0 = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))), 16);
-    __m512i w1 =
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16))), 16);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_castsi512_ps(w0), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_castsi512_ps(w1), a1);
-  }
-  acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-#endif
-  for (; i < k; ++i) acc += x[i] * BF16ToF32(w[i]);
-  return acc;
-}
-
 }  // namespace
 
 float DotF32Row(const float* x, const void* w_row, DType wt, int64_t k) {
   switch (wt) {
-    case DType::F32: return DotF32(x, static_cast<const float*>(w_row), k);
-    case DType::F16: return DotF16(x, static_cast<const uint16_t*>(w_row), k);
-    case DType::BF16: return DotBF16(x, static_cast<const uint16_t*>(w_row), k);
+    case DType::F32: return Dot(x, LoadF32{static_cast<const float*>(w_row)}, k);
+    case DType::F16: return Dot(x, LoadF16{static_cast<const uint16_t*>(w_row)}, k);
+    case DType::BF16: return Dot(x, LoadBF16{static_cast<const uint16_t*>(w_row)}, k);
     default: Fail("GEMV: unsupported weight dtype ", DTypeName(wt));
   }
 }

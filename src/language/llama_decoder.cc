@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
 
@@ -43,7 +44,7 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
     const AttentionMask mask{true, offset};
     MultiHeadAttention(gemm, q, cache.keys(li), cache.values(li), shape, mask, attn);
     gemm.Linear(attn, l.o_proj, proj);
-    for (int64_t i = 0; i < x.rows() * x.cols(); ++i) x.data()[i] += proj.data()[i];
+    AddInPlace(x, proj);
     if (options.hook) {
       AttentionSignals signals(q, cache.keys(li), shape, mask);
       TextHookContext ctx{li, offset, x, meta, signals, cache};
@@ -57,7 +58,7 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
     gemm.Linear(h, l.up_proj, up);
     GatedActivation(cfg_.hidden_act, gate, up);
     gemm.Linear(gate, l.down_proj, proj);
-    for (int64_t i = 0; i < x.rows() * x.cols(); ++i) x.data()[i] += proj.data()[i];
+    AddInPlace(x, proj);
     if (options.keep_hidden_states) r.hidden_states.push_back(x);
   }
   RmsNorm(x, w_.norm, cfg_.rms_norm_eps, r.normed);

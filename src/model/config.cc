@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "io/json_file.h"
 
 namespace ficoco {
 namespace {
@@ -114,26 +115,6 @@ class Fields {
   std::string origin_;
   std::string prefix_;
 };
-
-json ParseJsonObject(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    Fail(origin, ": not valid JSON: ", e.what());
-  }
-  if (!j.is_object()) Fail(origin, ": must be a JSON object, got ", j.type_name());
-  return j;
-}
-
-std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fail("cannot read '", path, "': file missing or unreadable");
-  std::ostringstream os;
-  os << in.rdbuf();
-  if (in.bad()) Fail("cannot read '", path, "'");
-  return os.str();
-}
 
 void RequirePositive(int value, const std::string& where) {
   if (value <= 0) Fail(where, " (", value, ") must be positive");

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 #include "kernels/norm.h"
 
 namespace ficoco {
@@ -55,7 +56,7 @@ VisionOutput ClipVisionTower::Run(GemmContext& gemm, const PixelValues& pixels, 
     std::vector<float> probs;
     MultiHeadAttention(gemm, q, k, v, shape, AttentionMask{}, attn, options.keep_attentions ? &probs : nullptr);
     gemm.Linear(attn, l.out_proj, proj);
-    for (int64_t i = 0; i < x.rows() * x.cols(); ++i) x.data()[i] += proj.data()[i];
+    AddInPlace(x, proj);
     if (options.keep_attentions) out.attentions.push_back(std::move(probs));
     // Token reduction acts here, on the layer's own attention.
     if (options.hook) {
@@ -70,7 +71,7 @@ VisionOutput ClipVisionTower::Run(GemmContext& gemm, const PixelValues& pixels, 
     gemm.Linear(h, l.fc1, mlp);
     ApplyActivation(cfg_.hidden_act, mlp);
     gemm.Linear(mlp, l.fc2, proj);
-    for (int64_t i = 0; i < x.rows() * x.cols(); ++i) x.data()[i] += proj.data()[i];
+    AddInPlace(x, proj);
     if (options.keep_hidden_states) out.hidden_states.push_back(x);
   }
   return out;
