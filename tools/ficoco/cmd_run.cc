@@ -77,26 +77,29 @@ int RunRun(const RunArgs& a) {
   req.max_new_tokens = a.max_tokens;
   req.sampling = {a.temperature, a.top_k, a.top_p, a.repeat_penalty, a.seed};
   double first_token_s = 0;
+  // The answer is the streamed text: printed as it comes unless --json.
+  std::string answer;
   StreamingDecoder stream(tok);
+  auto emit = [&](const std::string& text) {
+    answer += text;
+    if (!a.json) {
+      std::fputs(text.c_str(), stdout);
+      std::fflush(stdout);
+    }
+  };
   req.on_token = [&](int id) {
     if (first_token_s == 0) first_token_s = ttft.Seconds();
     // Ids past the tokenizer's pieces (LLaVA pads the vocabulary to a multiple of 64)
     // have no text; they are kept in generated_ids but print nothing.
-    if (!a.json && id != cfg.text.eos_token_id && tok.IsValidId(id)) {
-      std::fputs(stream.Push(id).c_str(), stdout);
-      std::fflush(stdout);
-    }
+    if (id != cfg.text.eos_token_id && tok.IsValidId(id)) emit(stream.Push(id));
   };
   GenerateResult r = Generate(gemm, *model, req);
+  emit(stream.Finish());
   if (!a.json) {
-    std::printf("%s\n", stream.Finish().c_str());
+    std::puts("");
     std::fflush(stdout);  // the stats line goes to stderr after the answer
   }
 
-  std::vector<int> answer_ids;
-  for (size_t i = 0; i < r.new_ids.size(); ++i)
-    if (tok.IsValidId(r.new_ids[i]) && !(r.hit_eos && i + 1 == r.new_ids.size())) answer_ids.push_back(r.new_ids[i]);
-  const std::string answer = tok.Decode(answer_ids);
   if (!a.dump.empty()) {
     TensorDump dump;
     if (with_image) AddEncodeTensors(enc, dump);
