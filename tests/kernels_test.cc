@@ -8,6 +8,7 @@
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
+#include "kernels/softmax.h"
 #include "model/attention_signals.h"
 #include "test_support.h"
 
@@ -138,6 +139,29 @@ TEST(Norms, RmsAndLayerNormOnKnownRows) {
   EXPECT_NEAR(y.at(0, 3), 4 / std::sqrt(7.5), 1e-6);
   LayerNorm(x, {1, 1, 1, 1}, {0, 0, 0, 0}, 0.0f, y);
   EXPECT_NEAR(y.at(0, 0), -1.5 / std::sqrt(1.25), 1e-6);
+}
+
+}  // namespace
+}  // namespace ficoco
+
+namespace ficoco {
+namespace {
+
+TEST(Softmax, MatchesDoublePrecisionOnOddLengthsAndExtremes) {
+  for (int64_t n : {1, 7, 16, 17, 33, 577}) {
+    Matrix x = RandomMatrix(1, n, static_cast<uint32_t>(n));
+    for (int64_t i = 0; i < n; ++i) x.data()[i] *= 20.0f;  // logits over a wide range
+    if (n > 3) x.data()[2] = -1e30f;                        // a masked-like entry
+    std::vector<float> row(x.data(), x.data() + n);
+    SoftmaxRow(row.data(), n);
+    double mx = -1e300, sum = 0;
+    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(x.data()[i]));
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(x.data()[i] - mx);
+    for (int64_t i = 0; i < n; ++i) {
+      const double ref = std::exp(x.data()[i] - mx) / sum;
+      EXPECT_NEAR(row[static_cast<size_t>(i)], ref, 1e-6 * std::max(1.0, ref)) << "n " << n << " i " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "base/error.h"
+#include "kernels/softmax.h"
 
 namespace ficoco {
 
@@ -20,8 +20,13 @@ void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, con
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
   // Head-major copies [H, T, d] so each head is one contiguous operand.
-  std::vector<float> qh(static_cast<size_t>(h * tq * d)), kh(static_cast<size_t>(h * tk * d)),
-      vh(static_cast<size_t>(h * tk * d));
+  GemmContext::AttentionScratch& scratch = gemm.attention_scratch();
+  std::vector<float>& qh = scratch.q;
+  std::vector<float>& kh = scratch.k;
+  std::vector<float>& vh = scratch.v;
+  qh.resize(static_cast<size_t>(h * tq * d));
+  kh.resize(static_cast<size_t>(h * tk * d));
+  vh.resize(static_cast<size_t>(h * tk * d));
 #pragma omp parallel for collapse(2) schedule(static)
   for (int hi = 0; hi < h; ++hi) {
     for (int64_t t = 0; t < std::max(tq, tk); ++t) {
@@ -37,7 +42,8 @@ void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, con
       }
     }
   }
-  std::vector<float> scores(static_cast<size_t>(h * tq * tk));
+  std::vector<float>& scores = scratch.scores;
+  scores.resize(static_cast<size_t>(h * tq * tk));
   gemm.BatchedMatMulF32(h, tq, tk, d, qh.data(), kh.data(), /*trans_b=*/true, scores.data());
 
 #pragma omp parallel for collapse(2) schedule(static)
@@ -45,21 +51,14 @@ void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, con
     for (int64_t i = 0; i < tq; ++i) {
       float* row = scores.data() + (hi * tq + i) * tk;
       const int64_t visible = mask.causal ? std::min<int64_t>(tk, mask.query_offset + i + 1) : tk;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-      float sum = 0;
-      for (int64_t j = 0; j < visible; ++j) {
-        row[j] = std::exp(row[j] - mx);
-        sum += row[j];
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+      SoftmaxRow(row, visible);
       for (int64_t j = visible; j < tk; ++j) row[j] = 0.0f;
     }
   }
   if (probs != nullptr) *probs = scores;
 
-  std::vector<float> oh(static_cast<size_t>(h * tq * d));
+  std::vector<float>& oh = scratch.out;
+  oh.resize(static_cast<size_t>(h * tq * d));
   gemm.BatchedMatMulF32(h, tq, d, tk, scores.data(), vh.data(), /*trans_b=*/false, oh.data());
   out.Resize(tq, static_cast<int64_t>(h) * d);
 #pragma omp parallel for collapse(2) schedule(static)

@@ -60,9 +60,17 @@ class GemmContext {
   void BatchedMatMulF32(int64_t batch, int64_t m, int64_t n, int64_t k, const float* a, const float* b, bool trans_b,
                         float* c);
 
+  // Buffers reused by attention across layers and calls: allocating them per call
+  // costs a page fault per 4 KiB (about a quarter of a 636-token LLaMA layer's attention).
+  struct AttentionScratch {
+    std::vector<float> q, k, v, scores, out;
+  };
+  AttentionScratch& attention_scratch() { return attention_scratch_; }
+
   struct Impl;
 
  private:
+  AttentionScratch attention_scratch_;
   ComputeType compute_;
   std::unique_ptr<Impl> impl_;
 };

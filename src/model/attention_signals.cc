@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "base/error.h"
+#include "kernels/softmax.h"
 
 namespace ficoco {
 
@@ -49,15 +49,6 @@ std::vector<float> AttentionSignals::HeadLogitsRow(int32_t row, int64_t* visible
   return z;
 }
 
-namespace {
-void SoftmaxInPlace(float* x, int64_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
-  for (int64_t i = 0; i < n; ++i) x[i] /= sum;
-}
-}  // namespace
 
 Matrix AttentionSignals::MeanOfProbs(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const {
   const int h = shape_.num_heads;
@@ -66,7 +57,7 @@ Matrix AttentionSignals::MeanOfProbs(const std::vector<int32_t>& rows, const std
   for (size_t i = 0; i < rows.size(); ++i) {
     int64_t vis = 0;
     std::vector<float> z = HeadLogitsRow(rows[i], &vis);
-    for (int hi = 0; hi < h; ++hi) SoftmaxInPlace(z.data() + hi * vis, vis);
+    for (int hi = 0; hi < h; ++hi) SoftmaxRow(z.data() + hi * vis, vis);
     for (size_t j = 0; j < cols.size(); ++j) {
       float acc = 0;
       if (cols[j] < vis)
@@ -84,7 +75,7 @@ Matrix AttentionSignals::ProbsOfMeanLogits(const std::vector<int32_t>& rows, con
     std::vector<int32_t> all(static_cast<size_t>(vis));
     for (int64_t c = 0; c < vis; ++c) all[static_cast<size_t>(c)] = static_cast<int32_t>(c);
     Matrix z = MeanLogits({rows[i]}, all);
-    SoftmaxInPlace(z.data(), vis);
+    SoftmaxRow(z.data(), vis);
     for (size_t j = 0; j < cols.size(); ++j)
       out.at(static_cast<int64_t>(i), static_cast<int64_t>(j)) = cols[j] < vis ? z.at(0, cols[j]) : 0.0f;
   }
