@@ -66,19 +66,25 @@ BENCHMARK(BM_Linear)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// args: query rows, key rows, heads, causal (query rows are the last of the keys).
 void BM_Attention(benchmark::State& state) {
-  const int64_t t = state.range(0);
-  const int h = static_cast<int>(state.range(1)), d = 64;
-  Matrix q = RandomActivations(t, h * d), k = RandomActivations(t, h * d), v = RandomActivations(t, h * d), out;
+  const int64_t tq = state.range(0), tk = state.range(1);
+  const int h = static_cast<int>(state.range(2)), d = 64;
+  Matrix q = RandomActivations(tq, h * d), k = RandomActivations(tk, h * d), v = RandomActivations(tk, h * d), out;
   GemmContext gemm(ComputeType::F32);
   for (auto _ : state) {
-    MultiHeadAttention(gemm, q, k, v, {h, h, d}, {state.range(2) != 0, 0}, out);
+    MultiHeadAttention(gemm, q, k, v, {h, h, d}, {state.range(3) != 0, tk - tq}, out);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["GFLOP/s"] =
-      benchmark::Counter(4.0 * t * t * h * d * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(4.0 * tq * tk * h * d * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Attention)->Args({577, 16, 0})->Args({636, 32, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Attention)
+    ->Args({577, 577, 16, 0})  // CLIP ViT-L/14-336 layer
+    ->Args({636, 636, 32, 1})  // LLaMA-7B layer, LLaVA prompt prefill
+    ->Args({1, 640, 32, 1})    // LLaMA-7B layer, one decode step at prompt depth
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace ficoco
