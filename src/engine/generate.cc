@@ -95,7 +95,9 @@ GenerateResult Generate(GemmContext& gemm, const LlavaModel& model, const Genera
     Matrix x = decoder.Embed({id});
     std::vector<TokenMeta> m{TokenMeta{next_pos, -1, -1, next_pos, TokenRole::Text}};
     ++next_pos;
-    TextForwardResult f = decoder.Forward(gemm, std::move(x), std::move(m), cache);
+    TextRunOptions step_options;
+    step_options.compact_positions = req.text_options.compact_positions;
+    TextForwardResult f = decoder.Forward(gemm, std::move(x), std::move(m), cache, step_options);
     Matrix lg = decoder.Logits(gemm, f.normed);
     step.assign(lg.data(), lg.data() + lg.cols());
   }

@@ -31,7 +31,9 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
   for (int li = 0; li < cfg_.num_hidden_layers; ++li) {
     const TextLayerWeights& l = w_.layers[static_cast<size_t>(li)];
     std::vector<int32_t> positions(meta.size());
-    for (size_t i = 0; i < meta.size(); ++i) positions[i] = meta[i].pos_id;
+    for (size_t i = 0; i < meta.size(); ++i)
+      positions[i] = options.compact_positions ? static_cast<int32_t>(cache.length(li) + static_cast<int64_t>(i))
+                                               : meta[i].pos_id;
     // x = x + o_proj(attention(rope(q), rope(k), v)) over cache + new tokens
     RmsNorm(x, l.input_norm, cfg_.rms_norm_eps, h);
     gemm.Linear(h, l.q_proj, q);
@@ -46,7 +48,7 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
     gemm.Linear(attn, l.o_proj, proj);
     AddInPlace(x, proj);
     if (options.hook) {
-      AttentionSignals signals(q, cache.keys(li), shape, mask);
+      AttentionSignals signals(q, cache.keys(li), shape, mask, &gemm);
       TextHookContext ctx{li, offset, x, meta, signals, cache};
       options.hook(ctx);
       if (static_cast<int64_t>(meta.size()) != x.rows())

@@ -16,9 +16,11 @@
 namespace ficoco {
 
 // Seen by a hook after layer `layer`'s attention residual, before its MLP. To drop
-// or merge tokens the hook shrinks `hidden` and `meta` (same rows) and removes the
-// same tokens from this layer's cache rows with `cache.KeepRows(layer, ...)`; later
-// layers then see the shorter sequence and keep shorter caches.
+// or merge tokens the hook shrinks `hidden` and `meta` (same rows); later layers then
+// see the shorter sequence and keep shorter caches. This layer's cache keeps every
+// token its attention saw, as the later prompt tokens did (so cached decoding equals
+// recomputing the reduced prompt); a method that must also forget them here can call
+// `cache.KeepRows(layer, ...)`.
 struct TextHookContext {
   int layer = 0;
   int64_t cache_offset = 0;  // cache rows that precede this call's tokens
@@ -31,6 +33,10 @@ using TextLayerHook = std::function<void(TextHookContext&)>;
 
 struct TextRunOptions {
   TextLayerHook hook;
+  // false: RoPE uses each token's meta.pos_id (original positions survive reduction).
+  // true: a layer numbers its tokens by their row in its cache (0..n−1), so survivors
+  // of a reduction are renumbered compactly and decode steps follow each layer's length.
+  bool compact_positions = false;
   bool keep_hidden_states = false;  // input embeddings, each layer's output, final norm output
 };
 

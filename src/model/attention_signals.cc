@@ -14,21 +14,54 @@ int64_t AttentionSignals::Visible(int32_t row) const {
 
 Matrix AttentionSignals::MeanLogits(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const {
   const int h = shape_.num_heads, d = shape_.head_dim, group = shape_.num_heads / shape_.num_kv_heads;
+  const int64_t width = static_cast<int64_t>(h) * d;
   const float scale = 1.0f / (static_cast<float>(h) * std::sqrt(static_cast<float>(d)));
-  Matrix out(static_cast<int64_t>(rows.size()), static_cast<int64_t>(cols.size()));
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const float* q = q_.row(rows[i]);
-    for (size_t j = 0; j < cols.size(); ++j) {
-      const float* k = k_.row(cols[j]);
-      float acc = 0;
-      for (int hi = 0; hi < h; ++hi) {
-        const float* qh = q + hi * d;
-        const float* kh = k + (hi / group) * d;
-        for (int t = 0; t < d; ++t) acc += qh[t] * kh[t];
+  const auto nr = static_cast<int64_t>(rows.size()), nc = static_cast<int64_t>(cols.size());
+  Matrix out(nr, nc);
+  if (nr == 0 || nc == 0) return out;
+  for (int32_t r : rows)
+    if (r < 0 || r >= q_.rows()) Fail("attention signals: query row ", r, " out of range (", q_.rows(), " queries)");
+  for (int32_t c : cols)
+    if (c < 0 || c >= k_.rows()) Fail("attention signals: key column ", c, " out of range (", k_.rows(), " keys)");
+  // Z̄ = Q_rows · K_colsᵀ / (H√d) with each key head repeated for its query group.
+  std::vector<float> qg(static_cast<size_t>(nr * width)), kg(static_cast<size_t>(nc * width));
+  for (int64_t i = 0; i < nr; ++i) std::copy_n(q_.row(rows[static_cast<size_t>(i)]), width, qg.data() + i * width);
+  for (int64_t j = 0; j < nc; ++j)
+    for (int hi = 0; hi < h; ++hi)
+      std::copy_n(k_.row(cols[static_cast<size_t>(j)]) + (hi / group) * d, d, kg.data() + j * width + hi * d);
+  if (gemm_ != nullptr) {
+    gemm_->BatchedMatMulF32(1, nr, nc, width, qg.data(), kg.data(), true, out.data());
+  } else {
+    for (int64_t i = 0; i < nr; ++i)
+      for (int64_t j = 0; j < nc; ++j) {
+        float acc = 0;
+        for (int64_t t = 0; t < width; ++t) acc += qg[static_cast<size_t>(i * width + t)] * kg[static_cast<size_t>(j * width + t)];
+        out.at(i, j) = acc;
       }
-      out.at(static_cast<int64_t>(i), static_cast<int64_t>(j)) = acc * scale;
-    }
+  }
+  for (int64_t i = 0; i < nr * nc; ++i) out.data()[i] *= scale;
+  return out;
+}
+
+std::vector<float> AttentionSignals::RowMeanLogits(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const {
+  const int h = shape_.num_heads, d = shape_.head_dim, group = shape_.num_heads / shape_.num_kv_heads;
+  const int64_t kv_width = k_.cols();
+  std::vector<double> mean_key(static_cast<size_t>(kv_width), 0.0);
+  for (int32_t c : cols) {
+    if (c < 0 || c >= k_.rows()) Fail("attention signals: key column ", c, " out of range (", k_.rows(), " keys)");
+    const float* k = k_.row(c);
+    for (int64_t t = 0; t < kv_width; ++t) mean_key[static_cast<size_t>(t)] += k[t];
+  }
+  const double scale = 1.0 / (static_cast<double>(h) * std::sqrt(static_cast<double>(d)) * std::max<size_t>(1, cols.size()));
+  std::vector<float> out(rows.size(), 0.0f);
+  if (cols.empty()) return out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= q_.rows()) Fail("attention signals: query row ", rows[i], " out of range (", q_.rows(), " queries)");
+    const float* q = q_.row(rows[i]);
+    double acc = 0;
+    for (int hi = 0; hi < h; ++hi)
+      for (int t = 0; t < d; ++t) acc += static_cast<double>(q[hi * d + t]) * mean_key[static_cast<size_t>((hi / group) * d + t)];
+    out[i] = static_cast<float>(acc * scale);
   }
   return out;
 }

@@ -19,8 +19,10 @@ namespace ficoco {
 
 class AttentionSignals {
  public:
-  AttentionSignals(const Matrix& queries, const Matrix& keys, const AttentionShape& shape, const AttentionMask& mask)
-      : q_(queries), k_(keys), shape_(shape), mask_(mask) {}
+  // With `gemm`, logit blocks go through one matrix product (else a scalar loop).
+  AttentionSignals(const Matrix& queries, const Matrix& keys, const AttentionShape& shape, const AttentionMask& mask,
+                   GemmContext* gemm = nullptr)
+      : q_(queries), k_(keys), shape_(shape), mask_(mask), gemm_(gemm) {}
 
   int64_t num_queries() const { return q_.rows(); }
   int64_t num_keys() const { return k_.rows(); }
@@ -30,6 +32,9 @@ class AttentionSignals {
 
   // [rows.size(), cols.size()] blocks, fp32.
   Matrix MeanLogits(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const;
+  // mean over `cols` of Z̄[r, c] for each r in `rows`, unmasked: q_r against the mean
+  // key, O((rows + cols)·d) instead of a rows × cols block.
+  std::vector<float> RowMeanLogits(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const;
   Matrix MeanOfProbs(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const;
   Matrix ProbsOfMeanLogits(const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) const;
   // Keys averaged over key heads [Tk, d] (for no-CLS encoders and ToMe-style similarity).
@@ -46,6 +51,7 @@ class AttentionSignals {
   const Matrix& k_;
   AttentionShape shape_;
   AttentionMask mask_;
+  GemmContext* gemm_;
 };
 
 }  // namespace ficoco

@@ -60,7 +60,7 @@ VisionOutput ClipVisionTower::Run(GemmContext& gemm, const PixelValues& pixels, 
     if (options.keep_attentions) out.attentions.push_back(std::move(probs));
     // Token reduction acts here, on the layer's own attention.
     if (options.hook) {
-      AttentionSignals signals(q, k, shape, AttentionMask{});
+      AttentionSignals signals(q, k, shape, AttentionMask{}, &gemm);
       VisionHookContext ctx{li, num_layers, cfg_.grid(), x, out.meta, signals};
       options.hook(ctx);
       if (static_cast<int64_t>(out.meta.size()) != x.rows())

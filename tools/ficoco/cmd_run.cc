@@ -8,10 +8,13 @@
 #include "base/memory_stats.h"
 #include "base/timer.h"
 #include "commands.h"
-#include "engine/generate.h"
+#include "engine/pipeline.h"
 #include "engine/llava_model.h"
 #include "engine/tensor_dump.h"
 #include "image/image.h"
+#include "reduce/flops.h"
+#include "reduce/viz.h"
+#include "reduction_options.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,7 +22,8 @@ namespace ficoco::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, image, prompt, prompt_template = "llava-1.5", tokenizer, dump, compute = "bf16";
+  std::string model, image, prompt, prompt_template = "llava-1.5", tokenizer, dump, compute = "bf16", viz;
+  ReductionArgs reduction;
   int max_tokens = 64, threads = 0, top_k = 0;
   float temperature = 0, top_p = 1, repeat_penalty = 1;
   uint64_t seed = 0;
@@ -59,24 +63,22 @@ int RunRun(const RunArgs& a) {
     if (with_image && prompt.find(kImagePlaceholder) == std::string::npos) prompt = std::string(kImagePlaceholder) + "\n" + prompt;
   }
   std::vector<int> ids = TokenizeWithImages(tok, prompt, cfg.image_token_index);
+  const MethodInfo& method = a.reduction.Method();
+  if (!a.viz.empty() && !with_image) Fail("--viz draws the image's patches: give --image");
 
-  Stopwatch ttft;
   GemmContext gemm(lo.compute);
-  EncodedImage enc;
-  double encode_s = 0;
-  if (with_image) {
-    sw.Restart();
-    ImageU8 img = DecodeImageFile(a.image);
-    enc = model->EncodeImage(gemm, img);
-    encode_s = sw.Seconds();
-  }
-  GenerateRequest req;
+  Stopwatch ttft;
+  ImageU8 img;
+  if (with_image) img = DecodeImageFile(a.image);
+  const double image_read_s = ttft.Seconds();
+  PipelineRequest req;
   req.prompt_ids = ids;
-  req.image_features = with_image ? &enc.image_features : nullptr;
-  req.image_meta = with_image ? &enc.image_meta : nullptr;
+  req.image = with_image ? &img : nullptr;
+  req.method = &method;
+  req.params = a.reduction.Params();
+  req.budget = a.reduction.GetBudget();
   req.max_new_tokens = a.max_tokens;
   req.sampling = {a.temperature, a.top_k, a.top_p, a.repeat_penalty, a.seed};
-  double first_token_s = 0;
   // The answer is the streamed text: printed as it comes unless --json.
   std::string answer;
   StreamingDecoder stream(tok);
@@ -88,12 +90,26 @@ int RunRun(const RunArgs& a) {
     }
   };
   req.on_token = [&](int id) {
-    if (first_token_s == 0) first_token_s = ttft.Seconds();
     // Ids past the tokenizer's pieces (LLaVA pads the vocabulary to a multiple of 64)
     // have no text; they are kept in generated_ids but print nothing.
     if (id != cfg.text.eos_token_id && tok.IsValidId(id)) emit(stream.Push(id));
   };
-  GenerateResult r = Generate(gemm, *model, req);
+  req.on_schedule = [&](const PipelineResult& plan) {
+    if (method.site == MethodSite::None) return;
+    std::fprintf(stderr, "[%s (%s preset): %s; %lld visual tokens reach the LLM, mean %.1f over its layers; %.3g prefill TFLOPs]\n",
+                 method.name.c_str(), FicocoPresetName(req.params.preset), DescribeSchedule(plan.schedule).c_str(),
+                 static_cast<long long>(plan.flow.image_tokens), plan.flow.mean_llm_visual(),
+                 plan.cost.llm_prefill_flops / 1e12);
+  };
+  const PipelineResult p = RunPipeline(gemm, *model, req);
+  const GenerateResult& r = p.generated;
+  const EncodedImage& enc = p.encoded;
+  const double encode_s = with_image ? image_read_s + p.encode_s : 0.0;
+  const double first_token_s = image_read_s + p.first_token_s;
+  const ReductionTrace& trace = p.trace;
+  const TokenFlow& flow = p.flow;
+  const PrefillCost& cost = p.cost;
+  const FicocoParams& params = req.params;
   emit(stream.Finish());
   if (!a.json) {
     std::puts("");
@@ -105,10 +121,12 @@ int RunRun(const RunArgs& a) {
     if (with_image) AddEncodeTensors(enc, dump);
     dump.AddF32("llm.inputs_embeds", {1, r.inputs_embeds.rows(), r.inputs_embeds.cols()}, r.inputs_embeds.data());
     dump.AddF32("llm.logits_last", {1, static_cast<int64_t>(r.logits_last.size())}, r.logits_last.data());
+    AddReductionTensors(trace, dump);
     dump.AddI64("gen.new_ids", {1, static_cast<int64_t>(r.new_ids.size())},
                 std::vector<int64_t>(r.new_ids.begin(), r.new_ids.end()));
     dump.Write(a.dump);
   }
+  if (!a.viz.empty()) WriteReductionViz(a.viz, enc.image.resized, trace);
   const double decode_steps = static_cast<double>(r.new_ids.size()) - 1;
   nlohmann::json stats = {
       {"load_s", load_s},
@@ -127,8 +145,31 @@ int RunRun(const RunArgs& a) {
       {"compute", ComputeTypeName(lo.compute)},
       {"threads", threads},
   };
+  const double overhead_s = trace.vision_seconds + trace.llm_seconds;
+  stats["reduction_overhead_s"] = overhead_s;
+  stats["reduction_overhead_share"] = encode_s + r.prefill_s > 0 ? overhead_s / (encode_s + r.prefill_s) : 0.0;
+  nlohmann::json layers = nlohmann::json::object({{"vision", nlohmann::json::array()}, {"llm", nlohmann::json::array()}});
+  for (const LayerTokens& t : flow.vision) layers["vision"].push_back({{"attention", t.attention}, {"mlp", t.mlp}});
+  for (const LayerTokens& t : flow.llm) layers["llm"].push_back({{"attention", t.attention}, {"mlp", t.mlp}});
+  nlohmann::json reduction = {
+      {"method", method.name},
+      {"preset", FicocoPresetName(params.preset)},
+      {"positions", PositionPolicyName(params.positions)},
+      {"schedule", {{"vision", p.schedule.vision}, {"llm", p.schedule.llm}}},
+      {"image_tokens", flow.image_tokens},
+      {"mean_llm_visual_tokens", flow.mean_llm_visual()},
+  };
+  nlohmann::json flops = {
+      {"llm_prefill_tflops", cost.llm_prefill_flops / 1e12},
+      {"vision_tflops", cost.vision_flops / 1e12},
+      {"projector_tflops", cost.projector_flops / 1e12},
+      {"kv_cache_bytes", cost.kv_cache_bytes},
+      {"text_tokens", flow.text_tokens},
+      {"tokens_per_layer", layers},
+  };
   if (a.json) {
-    nlohmann::json j = {{"answer", answer}, {"generated_ids", r.new_ids}, {"stats", stats}};
+    nlohmann::json j = {{"answer", answer}, {"generated_ids", r.new_ids}, {"stats", stats},
+                        {"reduction", reduction}, {"flops", flops}};
     std::cout << j.dump(2) << std::endl;
   } else {
     std::fprintf(stderr,
@@ -165,10 +206,14 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--compute", a->compute, "bf16 (fast) or f32 (reference parity) for the large products")
       ->capture_default_str()
       ->check(CLI::IsMember({"bf16", "f32"}));
+  AddReductionOptions(sub, a->reduction);
+  sub->add_option("--viz", a->viz,
+                  "Draw the image with the patches kept, merged (and where to) and pruned by --method to this PNG");
   sub->add_flag("--json", a->json, "Print one JSON object: answer, generated_ids, stats");
   sub->add_option("--dump", a->dump,
-                  "Write the encode tensors plus llm.inputs_embeds, llm.logits_last and gen.new_ids to this "
-                  "safetensors file (golden-file names and layouts)");
+                  "Write the encode tensors plus llm.inputs_embeds, llm.logits_last, gen.new_ids and, with --method, "
+                  "every reducing layer's plan (reduce.<vision|llm>.<layer>.kept/discarded/src/dst/alpha/scores) "
+                  "to this safetensors file");
   sub->callback([a, &exit_code] { exit_code = RunRun(*a); });
 }
 

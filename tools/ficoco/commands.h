@@ -6,8 +6,11 @@
 namespace ficoco::cli {
 
 void AddEncodeCommand(CLI::App& app, int& exit_code);
+void AddFlopsCommand(CLI::App& app, int& exit_code);
 void AddMakeRandomCommand(CLI::App& app, int& exit_code);
 void AddRunCommand(CLI::App& app, int& exit_code);
+void AddMethodsCommand(CLI::App& app, int& exit_code);
+void AddBenchCommand(CLI::App& app, int& exit_code);
 
 // Applies --threads (0 = all cores) to OpenMP and oneDNN; returns the count used.
 int SetThreads(int requested);

@@ -14,7 +14,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "ficoco 0.1.0");
   int exit_code = 0;
   ficoco::cli::AddEncodeCommand(app, exit_code);
+  ficoco::cli::AddFlopsCommand(app, exit_code);
   ficoco::cli::AddRunCommand(app, exit_code);
+  ficoco::cli::AddMethodsCommand(app, exit_code);
+  ficoco::cli::AddBenchCommand(app, exit_code);
   ficoco::cli::AddMakeRandomCommand(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,91 @@
+#include "reduce/compress.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/error.h"
+
+namespace ficoco {
+namespace {
+
+void ValidatePlan(const LayerPlan& plan, int64_t rows) {
+  const FilterResult& f = plan.filter;
+  const Routing& r = plan.routing;
+  std::vector<char> state(static_cast<size_t>(rows), 0);  // 1 = discarded, 2 = kept candidate
+  for (int32_t i : f.discard) {
+    if (i < 0 || i >= rows) Fail("compress: discarded row ", i, " is outside the ", rows, "-row sequence");
+    if (state[static_cast<size_t>(i)]) Fail("compress: row ", i, " is discarded twice");
+    state[static_cast<size_t>(i)] = 1;
+  }
+  for (int32_t j : f.keep) {
+    if (j < 0 || j >= rows) Fail("compress: kept row ", j, " is outside the ", rows, "-row sequence");
+    if (state[static_cast<size_t>(j)]) Fail("compress: row ", j, " is both kept and discarded");
+    state[static_cast<size_t>(j)] = 2;
+  }
+  if (plan.rule == CompressRule::Prune) return;
+  if (r.num_sources() != static_cast<int64_t>(f.discard.size()))
+    Fail("compress: routing has ", r.num_sources(), " sources for ", f.discard.size(), " discarded tokens");
+  if (r.dst.size() != r.alpha.size() || r.src_begin.front() != 0 || r.src_begin.back() != static_cast<int32_t>(r.dst.size()))
+    Fail("compress: routing arrays are inconsistent");
+  for (size_t s = 0; s + 1 < r.src_begin.size(); ++s)
+    if (r.src_begin[s] > r.src_begin[s + 1]) Fail("compress: routing offsets decrease at source ", s);
+  for (size_t p = 0; p < r.dst.size(); ++p) {
+    const int32_t j = r.dst[p];
+    if (j < 0 || j >= rows || state[static_cast<size_t>(j)] != 2)
+      Fail("compress: target row ", j, " is not a kept token");
+    if (!std::isfinite(r.alpha[p]) || r.alpha[p] < 0) Fail("compress: weight ", r.alpha[p], " of pair ", p, " is invalid");
+  }
+}
+
+}  // namespace
+
+void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& plan) {
+  const int64_t rows = hidden.rows(), d = hidden.cols();
+  if (static_cast<int64_t>(meta.size()) != rows) Fail("compress: ", meta.size(), " token records for ", rows, " rows");
+  ValidatePlan(plan, rows);
+  const FilterResult& f = plan.filter;
+  const Routing& r = plan.routing;
+  if (plan.rule != CompressRule::Prune && r.num_pairs() > 0) {
+    // Accumulate every contribution first (sources are never targets), then normalise
+    // each target once, so the result does not depend on the order of sources.
+    // Only rows that receive something get an accumulator (a few per source).
+    std::vector<int32_t> slot(static_cast<size_t>(rows), -1);
+    int32_t slots = 0;
+    for (int32_t j : r.dst)
+      if (slot[static_cast<size_t>(j)] < 0) slot[static_cast<size_t>(j)] = slots++;
+    std::vector<double> received(static_cast<size_t>(slots), 0.0);  // Σα (or source count for Average)
+    std::vector<float> acc(static_cast<size_t>(slots) * static_cast<size_t>(d), 0.0f);
+    for (size_t s = 0; s < f.discard.size(); ++s) {
+      const float* x = hidden.row(f.discard[s]);
+      for (int32_t p = r.src_begin[s]; p < r.src_begin[s + 1]; ++p) {
+        const int32_t k = slot[static_cast<size_t>(r.dst[static_cast<size_t>(p)])];
+        const float w = plan.rule == CompressRule::Average ? 1.0f : r.alpha[static_cast<size_t>(p)];
+        float* a = acc.data() + static_cast<int64_t>(k) * d;
+        for (int64_t c = 0; c < d; ++c) a[c] += w * x[c];
+        received[static_cast<size_t>(k)] += w;
+      }
+    }
+    for (int32_t j : f.keep) {
+      const int32_t k = slot[static_cast<size_t>(j)];
+      if (k < 0) continue;  // untouched rows stay bit-for-bit the same
+      const double got = received[static_cast<size_t>(k)];
+      float* y = hidden.row(j);
+      const float* a = acc.data() + static_cast<int64_t>(k) * d;
+      const float norm = plan.rule == CompressRule::Additive ? 1.0f : static_cast<float>(1.0 / (1.0 + got));
+      for (int64_t c = 0; c < d; ++c) y[c] = (y[c] + a[c]) * norm;
+    }
+  }
+  std::vector<char> gone(static_cast<size_t>(rows), 0);
+  for (int32_t i : f.discard) gone[static_cast<size_t>(i)] = 1;
+  std::vector<int32_t> survivors;
+  survivors.reserve(static_cast<size_t>(rows) - f.discard.size());
+  for (int64_t i = 0; i < rows; ++i)
+    if (!gone[static_cast<size_t>(i)]) survivors.push_back(static_cast<int32_t>(i));
+  hidden.KeepRows(survivors);
+  std::vector<TokenMeta> kept;
+  kept.reserve(survivors.size());
+  for (int32_t i : survivors) kept.push_back(meta[static_cast<size_t>(i)]);
+  meta = std::move(kept);
+}
+
+}  // namespace ficoco

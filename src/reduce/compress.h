@@ -1,0 +1,17 @@
+// Compress stage: apply a plan to the hidden states and the token records.
+#pragma once
+#include <vector>
+
+#include "model/token_meta.h"
+#include "reduce/plan.h"
+#include "tensor/tensor.h"
+
+namespace ficoco {
+
+// Folds every discarded row into its targets by plan.rule, then deletes the discarded
+// rows from `hidden` and `meta`. Survivors keep their order and their own records;
+// a kept row that receives nothing is left bit-for-bit unchanged. Validates the plan
+// (indices in range, targets kept, weights finite) and throws Error otherwise.
+void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& plan);
+
+}  // namespace ficoco

@@ -1,0 +1,15 @@
+// The FiCoCo methods' per-layer filter + correlate (ficoco-spec §2.5 and §3.6).
+#pragma once
+#include "language/llama_decoder.h"
+#include "reduce/params.h"
+#include "reduce/plan.h"
+#include "vision/clip_vision.h"
+
+namespace ficoco {
+
+// FiCoCo-V in a CLIP layer: ficoco_v.cc.
+LayerPlan FicocoVisionPlan(const VisionHookContext& layer, int64_t n_discard, const FicocoParams& params);
+// FiCoCo-L in an LLM prefill layer: ficoco_l.cc.
+LayerPlan FicocoLlmPlan(const TextHookContext& layer, int64_t n_discard, const FicocoParams& params);
+
+}  // namespace ficoco

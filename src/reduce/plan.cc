@@ -1,0 +1,15 @@
+#include "reduce/plan.h"
+
+namespace ficoco {
+
+const char* CompressRuleName(CompressRule rule) {
+  switch (rule) {
+    case CompressRule::Prune: return "prune";
+    case CompressRule::SelfPreserving: return "self-preserving";
+    case CompressRule::Additive: return "additive";
+    case CompressRule::Average: return "average";
+  }
+  return "?";
+}
+
+}  // namespace ficoco

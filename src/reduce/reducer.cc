@@ -1,0 +1,58 @@
+#include "reduce/reducer.h"
+
+#include "base/error.h"
+#include "base/timer.h"
+#include "reduce/compress.h"
+
+namespace ficoco {
+
+Reducer::Reducer(const MethodInfo& method, const FicocoParams& params, ReductionSchedule schedule, ReductionTrace* trace)
+    : method_(method), params_(params), schedule_(std::move(schedule)), trace_(trace) {
+  params_.Validate();
+  if (schedule_.vision_total() > 0 && method_.vision_plan == nullptr)
+    Fail("method ", method_.name, " does not act in the vision encoder but its schedule discards there");
+  if (schedule_.llm_total() > 0 && method_.llm_plan == nullptr)
+    Fail("method ", method_.name, " does not act in the LLM but its schedule discards there");
+}
+
+VisionLayerHook Reducer::VisionHook() const {
+  if (schedule_.vision_total() == 0) return {};
+  return [this](VisionHookContext& layer) {
+    const size_t li = static_cast<size_t>(layer.layer);
+    const int n = li < schedule_.vision.size() ? schedule_.vision[li] : 0;
+    if (n == 0) return;
+    Stopwatch sw;
+    const LayerPlan plan = method_.vision_plan(layer, n, params_);
+    std::vector<TokenMeta> before;
+    if (trace_ != nullptr) before = layer.meta;
+    Compress(layer.hidden, layer.meta, plan);
+    if (trace_ != nullptr) {
+      trace_->grid = layer.grid;
+      trace_->Record(ReductionSite::Vision, layer.layer, plan, before, layer.hidden.rows());
+      trace_->vision_seconds += sw.Seconds();
+    }
+  };
+}
+
+TextLayerHook Reducer::TextHook() const {
+  if (schedule_.llm_total() == 0) return {};
+  return [this](TextHookContext& layer) {
+    const size_t li = static_cast<size_t>(layer.layer);
+    const int n = li < schedule_.llm.size() ? schedule_.llm[li] : 0;
+    // Prefill only: decode steps (tokens after a filled cache) are never reduced.
+    if (n == 0 || layer.cache_offset != 0) return;
+    Stopwatch sw;
+    const LayerPlan plan = method_.llm_plan(layer, n, params_);
+    std::vector<TokenMeta> before;
+    if (trace_ != nullptr) before = layer.meta;
+    // This layer's cache keeps every token its attention saw (later prompt tokens saw
+    // them too, and so must decode steps); later layers get the shorter sequence.
+    Compress(layer.hidden, layer.meta, plan);
+    if (trace_ != nullptr) {
+      trace_->Record(ReductionSite::Llm, layer.layer, plan, before, layer.hidden.rows());
+      trace_->llm_seconds += sw.Seconds();
+    }
+  };
+}
+
+}  // namespace ficoco
