@@ -116,6 +116,38 @@ TEST(AttentionSignals, HeadMeanLogitIsFullWidthDotOverHSqrtD) {
   EXPECT_NEAR(p.at(0, 0), 1 / (1 + std::exp(z.at(0, 0) - z.at(0, 1))), 1e-6);
 }
 
+// The GEMM path (any-shape oneDNN product, GQA key heads repeated) and the row-mean
+// shortcut (query against the mean key) agree with the scalar definition.
+TEST(AttentionSignals, GemmBlocksAndRowMeansMatchTheDefinitionWithGqa) {
+  const int h = 4, hkv = 2, d = 8;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  Matrix q(9, h * d), k(9, hkv * d);
+  for (int64_t i = 0; i < q.rows() * q.cols(); ++i) q.data()[i] = nd(rng);
+  for (int64_t i = 0; i < k.rows() * k.cols(); ++i) k.data()[i] = nd(rng);
+  GemmContext gemm(ComputeType::F32);
+  AttentionSignals fast(q, k, {h, hkv, d}, {}, &gemm), slow(q, k, {h, hkv, d}, {});
+  for (auto [rows, cols] : {std::pair<std::vector<int32_t>, std::vector<int32_t>>{{0, 3, 8}, {1, 2, 5, 7}},
+                            {{4}, {0, 1, 2, 3, 4, 5, 6, 7, 8}}, {{1, 2, 3, 4, 5, 6}, {8}}}) {
+    Matrix a = fast.MeanLogits(rows, cols), b = slow.MeanLogits(rows, cols);
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (size_t j = 0; j < cols.size(); ++j) {
+        double z = 0;
+        for (int hi = 0; hi < h; ++hi)
+          for (int t = 0; t < d; ++t) z += q.at(rows[i], hi * d + t) * k.at(cols[j], (hi / (h / hkv)) * d + t);
+        z /= h * std::sqrt(static_cast<double>(d));
+        EXPECT_NEAR(a.at(static_cast<int64_t>(i), static_cast<int64_t>(j)), z, 1e-5);
+        EXPECT_NEAR(b.at(static_cast<int64_t>(i), static_cast<int64_t>(j)), z, 1e-5);
+      }
+    std::vector<float> means = fast.RowMeanLogits(rows, cols);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      double m = 0;
+      for (size_t j = 0; j < cols.size(); ++j) m += b.at(static_cast<int64_t>(i), static_cast<int64_t>(j));
+      EXPECT_NEAR(means[i], m / static_cast<double>(cols.size()), 1e-5);
+    }
+  }
+}
+
 TEST(Rope, PositionZeroIsIdentityAndRotationPreservesNorm) {
   Matrix x = RandomMatrix(2, 8, 9), y = x;
   ApplyRope(y, 2, 4, {0, 17}, 10000.0f);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <dnnl.hpp>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "base/error.h"
@@ -62,6 +63,7 @@ struct GemmContext::Impl {
   // JIT); a transformer repeats a handful of shapes, so primitives are kept per shape.
   using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
   std::map<Key, dnnl::matmul> primitives;
+  std::optional<dnnl::matmul> any_shape;  // runtime-dimension f32 matmul (MatMulTransBAnyShape)
 
   dnnl::matmul& Primitive(const Key& key, const dnnl::memory::desc& ad, const dnnl::memory::desc& bd,
                           const dnnl::memory::desc& cd) {
@@ -160,6 +162,25 @@ void GemmContext::BatchedMatMulF32(int64_t batch, int64_t m, int64_t n, int64_t 
   dnnl::memory am(ad, impl_->engine, const_cast<float*>(a)), bm(bd, impl_->engine, const_cast<float*>(b)),
       cm(cd, impl_->engine, c);
   mm.execute(impl_->stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  impl_->stream.wait();
+}
+
+void GemmContext::MatMulTransBAnyShape(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
+  using dt = dnnl::memory::data_type;
+  if (m == 0 || n == 0) return;
+  if (!impl_->any_shape) {
+    constexpr auto rt = DNNL_RUNTIME_DIM_VAL;
+    dnnl::memory::desc ad({rt, rt}, dt::f32, dnnl::memory::dims{rt, 1});
+    dnnl::memory::desc bd({rt, rt}, dt::f32, dnnl::memory::dims{1, rt});
+    dnnl::memory::desc cd({rt, rt}, dt::f32, dnnl::memory::dims{rt, 1});
+    impl_->any_shape = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ad, bd, cd), impl_->engine));
+  }
+  dnnl::memory::desc ad({m, k}, dt::f32, dnnl::memory::dims{k, 1});
+  dnnl::memory::desc bd({k, n}, dt::f32, dnnl::memory::dims{1, k});
+  dnnl::memory::desc cd({m, n}, dt::f32, dnnl::memory::dims{n, 1});
+  dnnl::memory am(ad, impl_->engine, const_cast<float*>(a)), bm(bd, impl_->engine, const_cast<float*>(b)),
+      cm(cd, impl_->engine, c);
+  impl_->any_shape->execute(impl_->stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
   impl_->stream.wait();
 }
 

@@ -60,6 +60,11 @@ class GemmContext {
   void BatchedMatMulF32(int64_t batch, int64_t m, int64_t n, int64_t k, const float* a, const float* b, bool trans_b,
                         float* c);
 
+  // C[m, n] = A[m, k] · B[n, k]ᵀ, float32, through one primitive built for any shape:
+  // for small products whose shapes change with every call (token-reduction scores),
+  // where building a shape-specific primitive (~1 ms) would cost more than the product.
+  void MatMulTransBAnyShape(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
+
   // Buffers reused by attention across layers and calls: allocating them per call
   // costs a page fault per 4 KiB (about a quarter of a 636-token LLaMA layer's attention).
   struct AttentionScratch {

@@ -30,7 +30,7 @@ Matrix AttentionSignals::MeanLogits(const std::vector<int32_t>& rows, const std:
     for (int hi = 0; hi < h; ++hi)
       std::copy_n(k_.row(cols[static_cast<size_t>(j)]) + (hi / group) * d, d, kg.data() + j * width + hi * d);
   if (gemm_ != nullptr) {
-    gemm_->BatchedMatMulF32(1, nr, nc, width, qg.data(), kg.data(), true, out.data());
+    gemm_->MatMulTransBAnyShape(nr, nc, width, qg.data(), kg.data(), out.data());
   } else {
     for (int64_t i = 0; i < nr; ++i)
       for (int64_t j = 0; j < nc; ++j) {
