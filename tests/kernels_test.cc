@@ -118,8 +118,9 @@ TEST(AttentionSignals, HeadMeanLogitIsFullWidthDotOverHSqrtD) {
 
 // The GEMM path (any-shape oneDNN product, GQA key heads repeated) and the row-mean
 // shortcut (query against the mean key) agree with the scalar definition.
-TEST(AttentionSignals, GemmBlocksAndRowMeansMatchTheDefinitionWithGqa) {
-  const int h = 4, hkv = 2, d = 8;
+TEST(AttentionSignals, GemmBlocksAndRowMeansMatchTheDefinitionWithGqaAndMha) {
+  for (const int hkv : {2, 4}) {
+  const int h = 4, d = 8;
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
   Matrix q(9, h * d), k(9, hkv * d);
@@ -127,7 +128,7 @@ TEST(AttentionSignals, GemmBlocksAndRowMeansMatchTheDefinitionWithGqa) {
   for (int64_t i = 0; i < k.rows() * k.cols(); ++i) k.data()[i] = nd(rng);
   GemmContext gemm(ComputeType::F32);
   AttentionSignals fast(q, k, {h, hkv, d}, {}, &gemm), slow(q, k, {h, hkv, d}, {});
-  for (auto [rows, cols] : {std::pair<std::vector<int32_t>, std::vector<int32_t>>{{0, 3, 8}, {1, 2, 5, 7}},
+  for (auto [rows, cols] : {std::pair<std::vector<int32_t>, std::vector<int32_t>>{{0, 3, 8}, {1, 2, 5, 7, 8}},
                             {{4}, {0, 1, 2, 3, 4, 5, 6, 7, 8}}, {{1, 2, 3, 4, 5, 6}, {8}}}) {
     Matrix a = fast.MeanLogits(rows, cols), b = slow.MeanLogits(rows, cols);
     for (size_t i = 0; i < rows.size(); ++i)
@@ -146,6 +147,31 @@ TEST(AttentionSignals, GemmBlocksAndRowMeansMatchTheDefinitionWithGqa) {
       EXPECT_NEAR(means[i], m / static_cast<double>(cols.size()), 1e-5);
     }
   }
+  }
+}
+
+// Proportional attention: a key of size 3 counts three times in the softmax.
+TEST(Attention, KeyBiasActsAsLogSizeWeights) {
+  Matrix q(1, 1), k(2, 1), v(2, 1), out;
+  q.at(0, 0) = 1;
+  k.at(0, 0) = k.at(1, 0) = 1;  // equal logits
+  v.at(0, 0) = 0;
+  v.at(1, 0) = 4;
+  const std::vector<float> bias{0.0f, std::log(3.0f)};
+  AttentionMask mask;
+  mask.key_bias = &bias;
+  GemmContext gemm(ComputeType::F32);
+  std::vector<float> probs;
+  MultiHeadAttention(gemm, q, k, v, {1, 1, 1}, mask, out, &probs);
+  EXPECT_NEAR(probs[0], 0.25f, 1e-6);
+  EXPECT_NEAR(probs[1], 0.75f, 1e-6);
+  EXPECT_NEAR(out.at(0, 0), 3.0f, 1e-5);
+  AttentionSignals signals(q, k, {1, 1, 1}, mask);
+  EXPECT_NEAR(signals.MeanOfProbs({0}, {1}).at(0, 0), 0.75f, 1e-6);
+  EXPECT_NEAR(signals.ProbsOfMeanLogits({0}, {1}).at(0, 0), 0.75f, 1e-6);
+  const std::vector<float> wrong{0.0f};
+  mask.key_bias = &wrong;
+  test::ExpectError([&] { MultiHeadAttention(gemm, q, k, v, {1, 1, 1}, mask, out); }, {"key bias", "2 keys"});
 }
 
 TEST(Rope, PositionZeroIsIdentityAndRotationPreservesNorm) {

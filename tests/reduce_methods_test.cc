@@ -13,6 +13,7 @@
 #include <random>
 
 #include "engine/generate.h"
+#include "engine/make_random.h"
 #include "engine/llava_model.h"
 #include "image/image.h"
 #include "reduce/budget.h"
@@ -61,10 +62,10 @@ class ReduceMethods : public ::testing::Test {
     ReductionTrace trace;
     ReductionSchedule schedule;
   };
-  Result RunMethod(const std::string& name, int64_t keep, FicocoParams p, const ImageU8& image, int new_tokens = 4) {
+  Result RunMethod(const std::string& name, int64_t keep, ReductionParams p, const ImageU8& image, int new_tokens = 4) {
     Result r;
     const MethodInfo& m = FindMethod(name);
-    r.schedule = ScheduleForBudget(m.site, cfg(), p, Budget{keep, -1}, kTextTokens);
+    r.schedule = ScheduleForBudget(m, cfg(), p, Budget{keep, -1}, kTextTokens);
     Reducer reducer(m, p, r.schedule, &r.trace);
     VisionRunOptions vo;
     vo.hook = reducer.VisionHook();
@@ -120,7 +121,7 @@ void ExpectTraceFollowsSchedule(const ReductionTrace& trace, const ReductionSche
 TEST_F(ReduceMethods, FicocoVMeetsEveryBudgetKeepsClsAndRasterOrder) {
   for (const char* preset : {"paper", "reference-code"})
     for (int64_t keep : {15, 12, 8, 4, 1}) {
-      FicocoParams p;
+      ReductionParams p;
       p.preset = ParseFicocoPreset(preset);
       Result r = RunMethod("ficoco-v", keep, p, Photo(), 1);
       SCOPED_TRACE(std::string(preset) + " keep " + std::to_string(keep));
@@ -141,7 +142,7 @@ TEST_F(ReduceMethods, FicocoVMeetsEveryBudgetKeepsClsAndRasterOrder) {
 // only the needed blocks and a softmax over the kept columns).
 TEST_F(ReduceMethods, FicocoVPlanEqualsBruteForceSpec) {
   for (const char* preset : {"paper", "reference-code"}) {
-    FicocoParams p;
+    ReductionParams p;
     p.preset = ParseFicocoPreset(preset);
     bool checked = false;
     VisionRunOptions vo;
@@ -231,7 +232,7 @@ TEST_F(ReduceMethods, FicocoVPlanEqualsBruteForceSpec) {
 
 TEST_F(ReduceMethods, FicocoLReducesOnlyTheImageSpanAndShortensLaterCaches) {
   for (const char* preset : {"paper", "reference-code"}) {
-    FicocoParams p;
+    ReductionParams p;
     p.preset = ParseFicocoPreset(preset);
     p.llm_start = 0;
     Result r = RunMethod("ficoco-l", 6, p, Photo(), 3);
@@ -287,7 +288,7 @@ TEST_F(ReduceMethods, DecodingAfterInLlmReductionEqualsRecomputingTheReducedSequ
   for (const char* method : {"ficoco-l", "ficoco-vl"})
     for (PositionPolicy pos : {PositionPolicy::KeepOriginal, PositionPolicy::Compact}) {
       SCOPED_TRACE(std::string(method) + " positions " + PositionPolicyName(pos));
-      FicocoParams p;
+      ReductionParams p;
       p.llm_start = 0;
       p.positions = pos;
       Result r = RunMethod(method, 6, p, Photo(), 5);
@@ -313,7 +314,7 @@ TEST_F(ReduceMethods, DecodingAfterInLlmReductionEqualsRecomputingTheReducedSequ
 }
 
 TEST_F(ReduceMethods, PositionPoliciesDifferOnlyAfterTheReduction) {
-  FicocoParams orig, compact;
+  ReductionParams orig, compact;
   orig.llm_start = compact.llm_start = 1;
   compact.positions = PositionPolicy::Compact;
   Result a = RunMethod("ficoco-l", 8, orig, Photo(), 2);
@@ -330,7 +331,7 @@ TEST_F(ReduceMethods, PositionPoliciesDifferOnlyAfterTheReduction) {
 }
 
 TEST_F(ReduceMethods, FicocoVlSplitsTheBudgetBetweenEncoderAndLlm) {
-  FicocoParams p;
+  ReductionParams p;
   p.llm_start = 0;
   p.vl_split = 0.5f;
   Result r = RunMethod("ficoco-vl", 4, p, Photo(), 2);
@@ -343,7 +344,7 @@ TEST_F(ReduceMethods, FicocoVlSplitsTheBudgetBetweenEncoderAndLlm) {
 }
 
 TEST_F(ReduceMethods, DeterministicAcrossRunsAndThreadCounts) {
-  FicocoParams p;
+  ReductionParams p;
   p.llm_start = 0;
   const ImageU8 img = NoiseImage(7, 40, 30);
   const int saved = omp_get_max_threads();
@@ -371,7 +372,7 @@ TEST_F(ReduceMethods, DeterministicAcrossRunsAndThreadCounts) {
 
 TEST_F(ReduceMethods, RandomImagesKeepInvariants) {
   for (uint32_t seed = 1; seed <= 4; ++seed) {
-    FicocoParams p;
+    ReductionParams p;
     p.llm_start = 0;
     p.preset = seed % 2 ? FicocoPreset::Paper : FicocoPreset::ReferenceCode;
     Result r = RunMethod("ficoco-vl", 2 + seed, p, NoiseImage(seed, 20 + 9 * seed, 50), 1);
@@ -388,21 +389,45 @@ TEST_F(ReduceMethods, RandomImagesKeepInvariants) {
 }
 
 TEST_F(ReduceMethods, ImpossibleBudgetsAreRefusedWithTheReachableRange) {
-  FicocoParams p;
-  test::ExpectError([&] { ScheduleForBudget(MethodSite::Vision, cfg(), p, Budget{0, -1}, kTextTokens); },
+  ReductionParams p;
+  test::ExpectError([&] { ScheduleForBudget(FindMethod("ficoco-v"), cfg(), p, Budget{0, -1}, kTextTokens); },
                     {"--keep 0", "16 patches"});
-  test::ExpectError([&] { ScheduleForBudget(MethodSite::Vision, cfg(), p, Budget{17, -1}, kTextTokens); },
+  test::ExpectError([&] { ScheduleForBudget(FindMethod("ficoco-v"), cfg(), p, Budget{17, -1}, kTextTokens); },
                     {"--keep 17"});
   p.llm_start = 2;  // layers 0..2 of 4 keep all 16: the mean cannot go below (3·16 + 1)/4
-  test::ExpectError([&] { ScheduleForBudget(MethodSite::Llm, cfg(), p, Budget{5, -1}, kTextTokens); },
+  test::ExpectError([&] { ScheduleForBudget(FindMethod("ficoco-l"), cfg(), p, Budget{5, -1}, kTextTokens); },
                     {"out of reach", "at least 12.25", "--llm-start"});
-  test::ExpectError([&] { ScheduleForBudget(MethodSite::Vision, cfg(), p, Budget{4, 1e-12}, kTextTokens); },
+  test::ExpectError([&] { ScheduleForBudget(FindMethod("ficoco-v"), cfg(), p, Budget{4, 1e-12}, kTextTokens); },
                     {"either --keep or --tflops"});
-  test::ExpectError([&] { ScheduleForBudget(MethodSite::Vision, cfg(), p, Budget{-1, 1e-12}, kTextTokens); },
+  test::ExpectError([&] { ScheduleForBudget(FindMethod("ficoco-v"), cfg(), p, Budget{-1, 1e-12}, kTextTokens); },
                     {"--tflops", "out of reach", "cheapest"});
   p.vision_start = 3;
-  test::ExpectError([&] { ScheduleForBudget(MethodSite::Vision, cfg(), p, Budget{4, -1}, kTextTokens); },
+  test::ExpectError([&] { ScheduleForBudget(FindMethod("ficoco-v"), cfg(), p, Budget{4, -1}, kTextTokens); },
                     {"vision layer (3)", "projector"});
+}
+
+// The schedule shapes of the baselines, on LLaVA-1.5-7B's depth.
+TEST(ScheduleShapes, OneShotAndGeometricStagesHitTheMean) {
+  const LlavaConfig cfg = PresetConfig("llava-1.5-7b");
+  // FastV K = 2: layers 0, 1 see 576, the other 30 see n: (2·576 + 30·n)/32 = 64 → n = 30.
+  const std::vector<int> once = LlmOnce(cfg, 1, 576, 64);
+  EXPECT_EQ(once[1], 546);
+  EXPECT_EQ(std::accumulate(once.begin(), once.end(), 0), 546);
+  EXPECT_NEAR(MeanLlmVisual(once, 576), 64.125, 1e-9);
+  // PyramidDrop's default: halve before layers 8, 16, 24 → 576, 288, 144, 72, mean 270.
+  const std::vector<int> stages = LlmGeometricStages(cfg, {7, 15, 23}, 576, 270);
+  EXPECT_EQ(stages[7], 288);
+  EXPECT_EQ(stages[15], 144);
+  EXPECT_EQ(stages[23], 72);
+  EXPECT_NEAR(MeanLlmVisual(stages, 576), 270.0, 1e-9);
+  test::ExpectError([&] { LlmOnce(cfg, 1, 576, 20); }, {"out of reach", "at least"});
+  test::ExpectError([&] { LlmGeometricStages(cfg, {15, 7}, 576, 100); }, {"ascending"});
+  // FiCoCo-V on 7B: 512 patches over layers 11..22 = 8×43 + 4×42, the larger ones last.
+  const std::vector<int> spread = VisionSpread(cfg, 11, 64, "ficoco-v");
+  EXPECT_EQ(spread[10], 0);
+  EXPECT_EQ(spread[11], 42);
+  EXPECT_EQ(spread[22], 43);
+  EXPECT_EQ(std::accumulate(spread.begin(), spread.end(), 0), 512);
 }
 
 }  // namespace

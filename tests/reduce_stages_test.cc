@@ -770,6 +770,57 @@ TEST(Compress, SurvivorsKeepOrderAndRecords) {
   ExpectRow(h.hidden, 2, {2, 0.5f});
 }
 
+TEST(Compress, SizeWeightedUsesAndUpdatesSizes) {
+  HandCase h;
+  h.meta[1].size = 2;
+  h.meta[2].size = 3;
+  h.meta[4].size = 2;
+  h.Run(CompressRule::SizeWeighted);
+  ASSERT_EQ(h.hidden.rows(), 3);
+  // X1 ← (2·[1,2] + 0.75·3·[4,8]) / (2 + 2.25) = [11, 22] / 4.25
+  ExpectRow(h.hidden, 1, {11 / 4.25f, 22 / 4.25f});
+  // X3 ← (1·[3,−1] + 0.25·3·[4,8] + 1·2·[2,6]) / (1 + 0.75 + 2) = [10, 17] / 3.75
+  ExpectRow(h.hidden, 2, {10 / 3.75f, 17 / 3.75f});
+  EXPECT_FLOAT_EQ(h.meta[1].size, 4.25f);
+  EXPECT_FLOAT_EQ(h.meta[2].size, 3.75f);
+  EXPECT_FLOAT_EQ(h.meta[0].size, 1.0f);
+}
+
+TEST(Compress, FuseIntoNewAppendsTheWeightedSumLast) {
+  HandCase h;
+  h.plan.routing.src_begin = {0, 1, 2};
+  h.plan.routing.dst = {kNewToken, kNewToken};
+  h.plan.routing.alpha = {0.5f, 0.25f};
+  h.Run(CompressRule::FuseIntoNew);
+  ASSERT_EQ(h.hidden.rows(), 4);
+  ExpectRow(h.hidden, 0, {10, 20});
+  ExpectRow(h.hidden, 1, {1, 2});
+  ExpectRow(h.hidden, 2, {3, -1});
+  ExpectRow(h.hidden, 3, {2.5f, 5.5f});  // 0.5·[4,8] + 0.25·[2,6], not renormalised
+  EXPECT_EQ(h.meta[3].orig_index, -1);
+  EXPECT_EQ(h.meta[3].grid_row, -1);
+  EXPECT_EQ(h.meta[3].role, TokenRole::Visual);
+  EXPECT_FLOAT_EQ(h.meta[3].size, 2.0f);
+  HandCase bad;  // a kept target is not allowed when fusing into a new token
+  bad.plan.rule = CompressRule::FuseIntoNew;
+  ExpectError([&] { Compress(bad.hidden, bad.meta, bad.plan); }, {"new token", "targets row"});
+}
+
+TEST(Compress, NewOrderIsAppliedAndMustBeAPermutation) {
+  HandCase h;
+  h.plan.order = {3, 0, 1};
+  h.Run(CompressRule::Prune);
+  ASSERT_EQ(h.hidden.rows(), 3);
+  ExpectRow(h.hidden, 0, {3, -1});
+  ExpectRow(h.hidden, 1, {10, 20});
+  ExpectRow(h.hidden, 2, {1, 2});
+  EXPECT_EQ(h.meta[0].orig_index, 31);
+  HandCase bad;
+  bad.plan.order = {3, 0};
+  bad.plan.rule = CompressRule::Prune;
+  ExpectError([&] { Compress(bad.hidden, bad.meta, bad.plan); }, {"not a permutation"});
+}
+
 TEST(Compress, InvalidPlansThrow) {
   auto expect_throw = [](const char* what, auto mutate) {
     SCOPED_TRACE(what);

@@ -18,7 +18,7 @@ PipelineResult RunPipeline(GemmContext& gemm, const LlavaModel& model, const Pip
 
   PipelineResult r;
   const int64_t text_tokens = static_cast<int64_t>(req.prompt_ids.size()) - (with_image ? 1 : 0);
-  r.schedule = ScheduleForBudget(method.site, cfg, req.params, req.budget, text_tokens);
+  r.schedule = ScheduleForBudget(method, cfg, req.params, req.budget, text_tokens);
   r.flow = FlowOf(cfg, r.schedule, text_tokens, with_image);
   r.cost = CountPrefill(cfg, r.flow);
   Reducer reducer(method, req.params, r.schedule, &r.trace);
@@ -28,6 +28,8 @@ PipelineResult RunPipeline(GemmContext& gemm, const LlavaModel& model, const Pip
   if (with_image) {
     VisionRunOptions vision;
     vision.hook = reducer.VisionHook();
+    vision.output_hook = reducer.PreLlmHook();
+    vision.proportional_attention = method.proportional_attention && req.params.proportional_attention;
     r.encoded = model.EncodeImage(gemm, *req.image, vision);
   }
   r.encode_s = clock.Seconds();

@@ -21,7 +21,7 @@ struct PipelineRequest {
   std::vector<int> prompt_ids;       // with at most one image token
   const ImageU8* image = nullptr;    // decoded image, or null for a text-only prompt
   const MethodInfo* method = nullptr;  // null = no reduction
-  FicocoParams params;
+  ReductionParams params;
   Budget budget;
   int max_new_tokens = 64;
   SamplingParams sampling;

@@ -18,6 +18,8 @@ void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, con
     Fail("MultiHeadAttention: inconsistent shapes q ", q.rows(), "x", q.cols(), " k ", k.rows(), "x", k.cols());
   const int group = h / hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  if (mask.key_bias != nullptr && static_cast<int64_t>(mask.key_bias->size()) != tk)
+    Fail("MultiHeadAttention: key bias has ", mask.key_bias->size(), " entries for ", tk, " keys");
 
   // Head-major copies [H, T, d] so each head is one contiguous operand.
   GemmContext::AttentionScratch& scratch = gemm.attention_scratch();
@@ -51,6 +53,8 @@ void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, con
     for (int64_t i = 0; i < tq; ++i) {
       float* row = scores.data() + (hi * tq + i) * tk;
       const int64_t visible = mask.causal ? std::min<int64_t>(tk, mask.query_offset + i + 1) : tk;
+      if (mask.key_bias != nullptr)
+        for (int64_t j = 0; j < visible; ++j) row[j] += (*mask.key_bias)[static_cast<size_t>(j)];
       SoftmaxRow(row, visible);
       for (int64_t j = visible; j < tk; ++j) row[j] = 0.0f;
     }

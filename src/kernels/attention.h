@@ -19,6 +19,9 @@ struct AttentionMask {
   // With `causal`, query row i sees keys 0 .. query_offset + i (keys are in
   // sequence order; the cache may hold fewer keys than positions after reduction).
   int64_t query_offset = 0;
+  // Optional additive bias per key, the same for every head and query (ToMe's
+  // proportional attention adds log(size) of each key); size = number of keys.
+  const std::vector<float>* key_bias = nullptr;
 };
 
 // out [Tq, H*d] = softmax(q kᵀ / √d + mask) v per head; q [Tq, H*d], k, v [Tk, Hkv*d].

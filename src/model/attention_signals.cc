@@ -24,8 +24,18 @@ Matrix AttentionSignals::MeanLogits(const std::vector<int32_t>& rows, const std:
   for (int32_t c : cols)
     if (c < 0 || c >= k_.rows()) Fail("attention signals: key column ", c, " out of range (", k_.rows(), " keys)");
   // Z̄ = Q_rows · K_colsᵀ / (H√d) with each key head repeated for its query group.
-  std::vector<float> qg(static_cast<size_t>(nr * width)), kg(static_cast<size_t>(nc * width));
+  std::vector<float> qg(static_cast<size_t>(nr * width)), kg;
   for (int64_t i = 0; i < nr; ++i) std::copy_n(q_.row(rows[static_cast<size_t>(i)]), width, qg.data() + i * width);
+  if (gemm_ != nullptr && group == 1 && 2 * nc >= k_.rows()) {
+    // Most keys wanted, no key sharing: multiply by all keys in place (no gather of
+    // a cache-sized copy) and pick the columns.
+    std::vector<float> all(static_cast<size_t>(nr * k_.rows()));
+    gemm_->MatMulTransBAnyShape(nr, k_.rows(), width, qg.data(), k_.data(), all.data());
+    for (int64_t i = 0; i < nr; ++i)
+      for (int64_t j = 0; j < nc; ++j) out.at(i, j) = all[static_cast<size_t>(i * k_.rows() + cols[static_cast<size_t>(j)])] * scale;
+    return out;
+  }
+  kg.resize(static_cast<size_t>(nc * width));
   for (int64_t j = 0; j < nc; ++j)
     for (int hi = 0; hi < h; ++hi)
       std::copy_n(k_.row(cols[static_cast<size_t>(j)]) + (hi / group) * d, d, kg.data() + j * width + hi * d);
@@ -77,7 +87,8 @@ std::vector<float> AttentionSignals::HeadLogitsRow(int32_t row, int64_t* visible
       const float* k = k_.row(c) + (hi / group) * d;
       float acc = 0;
       for (int t = 0; t < d; ++t) acc += q[hi * d + t] * k[t];
-      z[static_cast<size_t>(hi * *visible + c)] = acc * scale;
+      z[static_cast<size_t>(hi * *visible + c)] =
+          acc * scale + (mask_.key_bias != nullptr ? (*mask_.key_bias)[static_cast<size_t>(c)] : 0.0f);
     }
   return z;
 }
@@ -108,6 +119,8 @@ Matrix AttentionSignals::ProbsOfMeanLogits(const std::vector<int32_t>& rows, con
     std::vector<int32_t> all(static_cast<size_t>(vis));
     for (int64_t c = 0; c < vis; ++c) all[static_cast<size_t>(c)] = static_cast<int32_t>(c);
     Matrix z = MeanLogits({rows[i]}, all);
+    if (mask_.key_bias != nullptr)
+      for (int64_t c = 0; c < vis; ++c) z.at(0, c) += (*mask_.key_bias)[static_cast<size_t>(c)];
     SoftmaxRow(z.data(), vis);
     for (size_t j = 0; j < cols.size(); ++j)
       out.at(static_cast<int64_t>(i), static_cast<int64_t>(j)) = cols[j] < vis ? z.at(0, cols[j]) : 0.0f;

@@ -7,7 +7,8 @@
 //           product (ficoco-spec §1.2); with GQA each key head serves its group.
 // Ā[r, c]  mean over heads of the per-head softmax probabilities of row r.
 // P[r, c]  softmax over the visible keys of the head-averaged logits Z̄[r, ·].
-// Probabilities respect the causal mask; logits are returned unmasked.
+// Probabilities respect the causal mask and any key bias (proportional attention);
+// logits are returned unmasked and unbiased.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -15,6 +15,7 @@ struct TokenMeta {
   int32_t grid_col = -1;
   int32_t pos_id = 0;      // RoPE position id used by the LLM
   TokenRole role = TokenRole::Text;
+  float size = 1.0f;       // original tokens this one stands for (ToMe's size; fused tokens)
 };
 
 // [CLS, p_0 … p_{g²-1}] in raster order for a g×g patch grid.

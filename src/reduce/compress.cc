@@ -31,8 +31,11 @@ void ValidatePlan(const LayerPlan& plan, int64_t rows) {
     if (r.src_begin[s] > r.src_begin[s + 1]) Fail("compress: routing offsets decrease at source ", s);
   for (size_t p = 0; p < r.dst.size(); ++p) {
     const int32_t j = r.dst[p];
-    if (j < 0 || j >= rows || state[static_cast<size_t>(j)] != 2)
+    if (plan.rule == CompressRule::FuseIntoNew) {
+      if (j != kNewToken) Fail("compress: fusing into a new token, but pair ", p, " targets row ", j);
+    } else if (j < 0 || j >= rows || state[static_cast<size_t>(j)] != 2) {
       Fail("compress: target row ", j, " is not a kept token");
+    }
     if (!std::isfinite(r.alpha[p]) || r.alpha[p] < 0) Fail("compress: weight ", r.alpha[p], " of pair ", p, " is invalid");
   }
 }
@@ -45,7 +48,20 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
   ValidatePlan(plan, rows);
   const FilterResult& f = plan.filter;
   const Routing& r = plan.routing;
-  if (plan.rule != CompressRule::Prune && r.num_pairs() > 0) {
+  TokenMeta fused_meta{-1, -1, -1, -1, TokenRole::Visual, 0.0f};
+  std::vector<float> fused;
+  if (plan.rule == CompressRule::FuseIntoNew) {
+    // EViT: one new token, the α-weighted sum of the discarded ones (not renormalised).
+    fused.assign(static_cast<size_t>(d), 0.0f);
+    for (size_t s = 0; s < f.discard.size(); ++s) {
+      const float* x = hidden.row(f.discard[s]);
+      for (int32_t p = r.src_begin[s]; p < r.src_begin[s + 1]; ++p) {
+        const float w = r.alpha[static_cast<size_t>(p)];
+        for (int64_t c = 0; c < d; ++c) fused[static_cast<size_t>(c)] += w * x[c];
+      }
+      fused_meta.size += meta[static_cast<size_t>(f.discard[s])].size;
+    }
+  } else if (plan.rule != CompressRule::Prune && r.num_pairs() > 0) {
     // Accumulate every contribution first (sources are never targets), then normalise
     // each target once, so the result does not depend on the order of sources.
     // Only rows that receive something get an accumulator (a few per source).
@@ -53,13 +69,17 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
     int32_t slots = 0;
     for (int32_t j : r.dst)
       if (slot[static_cast<size_t>(j)] < 0) slot[static_cast<size_t>(j)] = slots++;
-    std::vector<double> received(static_cast<size_t>(slots), 0.0);  // Σα (or source count for Average)
+    std::vector<double> received(static_cast<size_t>(slots), 0.0);  // Σ weights
     std::vector<float> acc(static_cast<size_t>(slots) * static_cast<size_t>(d), 0.0f);
     for (size_t s = 0; s < f.discard.size(); ++s) {
       const float* x = hidden.row(f.discard[s]);
+      const float size = meta[static_cast<size_t>(f.discard[s])].size;
       for (int32_t p = r.src_begin[s]; p < r.src_begin[s + 1]; ++p) {
         const int32_t k = slot[static_cast<size_t>(r.dst[static_cast<size_t>(p)])];
-        const float w = plan.rule == CompressRule::Average ? 1.0f : r.alpha[static_cast<size_t>(p)];
+        const float alpha = r.alpha[static_cast<size_t>(p)];
+        const float w = plan.rule == CompressRule::Average ? 1.0f
+                        : plan.rule == CompressRule::SizeWeighted ? alpha * size
+                                                                  : alpha;
         float* a = acc.data() + static_cast<int64_t>(k) * d;
         for (int64_t c = 0; c < d; ++c) a[c] += w * x[c];
         received[static_cast<size_t>(k)] += w;
@@ -71,6 +91,13 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
       const double got = received[static_cast<size_t>(k)];
       float* y = hidden.row(j);
       const float* a = acc.data() + static_cast<int64_t>(k) * d;
+      if (plan.rule == CompressRule::SizeWeighted) {
+        float& own = meta[static_cast<size_t>(j)].size;
+        const float inv = static_cast<float>(1.0 / (own + got));
+        for (int64_t c = 0; c < d; ++c) y[c] = (own * y[c] + a[c]) * inv;
+        own = static_cast<float>(own + got);
+        continue;
+      }
       const float norm = plan.rule == CompressRule::Additive ? 1.0f : static_cast<float>(1.0 / (1.0 + got));
       for (int64_t c = 0; c < d; ++c) y[c] = (y[c] + a[c]) * norm;
     }
@@ -81,10 +108,24 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
   survivors.reserve(static_cast<size_t>(rows) - f.discard.size());
   for (int64_t i = 0; i < rows; ++i)
     if (!gone[static_cast<size_t>(i)]) survivors.push_back(static_cast<int32_t>(i));
+  if (!plan.order.empty()) {
+    std::vector<int32_t> sorted = plan.order;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted != survivors) Fail("compress: the new order is not a permutation of the ", survivors.size(), " surviving rows");
+    survivors = plan.order;
+  }
   hidden.KeepRows(survivors);
   std::vector<TokenMeta> kept;
-  kept.reserve(survivors.size());
+  kept.reserve(survivors.size() + 1);
   for (int32_t i : survivors) kept.push_back(meta[static_cast<size_t>(i)]);
+  if (plan.rule == CompressRule::FuseIntoNew && !f.discard.empty()) {
+    const int64_t n = hidden.rows();
+    Matrix grown(n + 1, d);
+    std::copy_n(hidden.data(), n * d, grown.data());
+    std::copy_n(fused.data(), d, grown.row(n));
+    hidden = std::move(grown);
+    kept.push_back(fused_meta);
+  }
   meta = std::move(kept);
 }
 

@@ -9,9 +9,11 @@
 namespace ficoco {
 
 // Folds every discarded row into its targets by plan.rule, then deletes the discarded
-// rows from `hidden` and `meta`. Survivors keep their order and their own records;
-// a kept row that receives nothing is left bit-for-bit unchanged. Validates the plan
-// (indices in range, targets kept, weights finite) and throws Error otherwise.
+// rows from `hidden` and `meta`. Survivors keep their order (or plan.order) and their
+// own records (SizeWeighted also adds to the target's size); a kept row that receives
+// nothing is left bit-for-bit unchanged. FuseIntoNew appends the new token last (no
+// original index or cell, size = the sizes it absorbed). Validates the plan (indices
+// in range, targets kept, weights finite, order a permutation) and throws Error.
 void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& plan);
 
 }  // namespace ficoco

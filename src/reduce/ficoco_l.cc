@@ -7,7 +7,7 @@
 
 namespace ficoco {
 
-LayerPlan FicocoLlmPlan(const TextHookContext& layer, int64_t n_discard, const FicocoParams& p) {
+LayerPlan FicocoLlmPlan(const TextHookContext& layer, int64_t n_discard, const ReductionParams& p) {
   const AttentionSignals& attention = layer.attention;
   const bool paper = p.preset == FicocoPreset::Paper;
   // The image span comes from the token records, wherever the placeholder put it;

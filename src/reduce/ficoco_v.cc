@@ -7,7 +7,7 @@
 
 namespace ficoco {
 
-LayerPlan FicocoVisionPlan(const VisionHookContext& layer, int64_t n_discard, const FicocoParams& p) {
+LayerPlan FicocoVisionPlan(const VisionHookContext& layer, int64_t n_discard, const ReductionParams& p) {
   const AttentionSignals& attention = layer.attention;
   // Candidates are the patches; [CLS] is never discarded and never a target.
   int32_t cls = -1;

@@ -27,7 +27,7 @@ const char* PositionPolicyName(PositionPolicy policy) {
   return policy == PositionPolicy::KeepOriginal ? "original" : "compact";
 }
 
-void FicocoParams::Validate() const {
+void ReductionParams::Validate() const {
   auto unit = [](const char* name, float v) {
     if (!(v >= 0 && v <= 1)) Fail("--", name, " must be in [0, 1], got ", v);
   };
@@ -40,6 +40,14 @@ void FicocoParams::Validate() const {
   if (window < 1) Fail("--window must be at least 1, got ", window);
   if (vision_start < -1) Fail("--vision-start must be a layer index >= 0, got ", vision_start);
   if (llm_start < -1) Fail("--llm-start must be a layer index >= 0, got ", llm_start);
+  if (fastv_k < 1) Fail("--fastv-k must be at least 1, got ", fastv_k);
+  if (fastv_rank != "last-token" && fastv_rank != "mean-received")
+    Fail("--fastv-rank must be last-token or mean-received, got '", fastv_rank, "'");
+  for (size_t i = 0; i < pdrop_layers.size(); ++i)
+    if (pdrop_layers[i] < 1 || (i > 0 && pdrop_layers[i] <= pdrop_layers[i - 1]))
+      Fail("--pdrop-layers must be ascending layer indices >= 1, got ", pdrop_layers[i]);
+  unit("visionzip-contextual", visionzip_contextual);
+  if (dart_pivots < 1) Fail("--dart-pivots must be at least 1, got ", dart_pivots);
 }
 
 namespace {
@@ -54,12 +62,12 @@ int ScaledStart(int explicit_start, int paper_index, int code_index, int referen
 
 }  // namespace
 
-int FicocoParams::VisionStart(int encoder_layers) const {
+int ReductionParams::VisionStart(int encoder_layers) const {
   // Paper: "the 12th layer" (index 11); code: layers with index > 11.
   return ScaledStart(vision_start, 11, 12, 24, preset, encoder_layers);
 }
 
-int FicocoParams::LlmStart(int decoder_layers) const {
+int ReductionParams::LlmStart(int decoder_layers) const {
   // Paper: "the 4th layer" (index 3); code: layers with index > 4.
   return ScaledStart(llm_start, 3, 5, 32, preset, decoder_layers);
 }

@@ -1,6 +1,8 @@
 // Every knob of the FiCoCo methods, with the two presets of ficoco-spec §2.5 / §3.6.
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ficoco {
 
@@ -19,7 +21,7 @@ enum class PositionPolicy {
 PositionPolicy ParsePositionPolicy(const std::string& name);  // "original" | "compact"
 const char* PositionPolicyName(PositionPolicy policy);
 
-struct FicocoParams {
+struct ReductionParams {
   FicocoPreset preset = FicocoPreset::Paper;
   // V filter: s = λ·v̂ − (1−λ)·ĉ (paper Eq. 1); reference-code swaps the roles,
   // s = (1−λ)·v̂ − λ·ĉ (the code's `beta` multiplies the [CLS] term).
@@ -38,6 +40,16 @@ struct FicocoParams {
   // (the rest is FiCoCo-L's in the LLM). The paper does not give its split.
   float vl_split = 0.5f;
   PositionPolicy positions = PositionPolicy::KeepOriginal;
+
+  // Baselines (baselines.md); each is used only by its method.
+  bool proportional_attention = true;  // ToMe: add log(size) to attention logits in later layers
+  bool evit_fuse = true;               // EViT: fold the inattentive tokens into one extra token (else drop)
+  int fastv_k = 2;                     // FastV / DART: prune before LLM layer K (after layer K − 1's attention)
+  std::string fastv_rank = "last-token";  // FastV ranking: "last-token" (its code) or "mean-received" (its paper)
+  std::vector<int> pdrop_layers = {8, 16, 24};  // PyramidDrop: prune before these LLM layers
+  float visionzip_contextual = 0.16f;  // VisionZip: share of the kept tokens that are contextual (merged) tokens
+  int dart_pivots = 8;                 // DART: pivot tokens
+  uint64_t seed = 0;                   // random baseline
 
   // Throws Error naming the parameter if a value is out of range.
   void Validate() const;

@@ -127,7 +127,7 @@ std::string FateCountsText(const std::vector<PatchFate>& fates) {
   for (const PatchFate& f : fates) {
     switch (f.kind) {
       case PatchFateKind::Kept: ++kept; break;
-      case PatchFateKind::Merged: ++(f.site == ReductionSite::Vision ? merged_vision : merged_llm); break;
+      case PatchFateKind::Merged: ++(f.site == ReductionSite::Llm ? merged_llm : merged_vision); break;
       case PatchFateKind::Pruned: ++pruned; break;
     }
   }
@@ -139,7 +139,7 @@ std::string FateCountsText(const std::vector<PatchFate>& fates) {
 
 std::string ReducingLayersText(const ReductionTrace& trace) {
   std::vector<std::string> parts;
-  for (ReductionSite site : {ReductionSite::Vision, ReductionSite::Llm}) {
+  for (ReductionSite site : {ReductionSite::Vision, ReductionSite::PreLlm, ReductionSite::Llm}) {
     std::vector<int> layers;
     for (const RecordedPlan& plan : trace.plans) {
       if (plan.site == site && !plan.discarded.empty()) layers.push_back(plan.layer);
@@ -147,6 +147,10 @@ std::string ReducingLayersText(const ReductionTrace& trace) {
     if (layers.empty()) continue;
     std::sort(layers.begin(), layers.end());
     layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+    if (site == ReductionSite::PreLlm) {
+      parts.push_back("the encoder output");
+      continue;
+    }
     parts.push_back(std::string(site == ReductionSite::Vision ? "vision" : "LLM") +
                     (layers.size() > 1 ? " layers " : " layer ") + LayerRanges(layers));
   }

@@ -8,6 +8,8 @@ const char* CompressRuleName(CompressRule rule) {
     case CompressRule::SelfPreserving: return "self-preserving";
     case CompressRule::Additive: return "additive";
     case CompressRule::Average: return "average";
+    case CompressRule::SizeWeighted: return "size-weighted";
+    case CompressRule::FuseIntoNew: return "fuse-into-new-token";
   }
   return "?";
 }

@@ -35,7 +35,12 @@ enum class CompressRule {
   SelfPreserving,  // X_j ← (X_j + Σ α_ij X_i) / (1 + Σ α_ij)          (FiCoCo, spec Eq. 2)
   Additive,        // X_j ← X_j + Σ α_ij X_i                            (FiCoCo-L official code, spec §9 L8)
   Average,         // X_j ← (X_j + Σ X_i) / (1 + |I_j|)                 (the paper's "average compression" ablation)
+  SizeWeighted,    // X_j ← (σ_j X_j + Σ α σ_i X_i) / (σ_j + Σ α σ_i), σ_j += Σ α σ_i   (ToMe; σ = TokenMeta::size)
+  FuseIntoNew,     // one new token Σ α_i X_i appended after the survivors; every dst is kNewToken (EViT)
 };
+
+// Routing target meaning "the token this layer creates" (CompressRule::FuseIntoNew).
+inline constexpr int32_t kNewToken = -1;
 const char* CompressRuleName(CompressRule rule);
 
 // What one reducing layer decided: the output of filter and correlate plus the
@@ -44,6 +49,9 @@ struct LayerPlan {
   FilterResult filter;
   Routing routing;
   CompressRule rule = CompressRule::SelfPreserving;
+  // Survivors' new order, as current rows (a permutation of the rows that stay), for
+  // methods whose original reorders tokens (ToMe, EViT); empty = keep the current order.
+  std::vector<int32_t> order;
 };
 
 }  // namespace ficoco

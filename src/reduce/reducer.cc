@@ -6,11 +6,13 @@
 
 namespace ficoco {
 
-Reducer::Reducer(const MethodInfo& method, const FicocoParams& params, ReductionSchedule schedule, ReductionTrace* trace)
+Reducer::Reducer(const MethodInfo& method, const ReductionParams& params, ReductionSchedule schedule, ReductionTrace* trace)
     : method_(method), params_(params), schedule_(std::move(schedule)), trace_(trace) {
   params_.Validate();
   if (schedule_.vision_total() > 0 && method_.vision_plan == nullptr)
     Fail("method ", method_.name, " does not act in the vision encoder but its schedule discards there");
+  if (schedule_.pre_llm > 0 && method_.pre_llm_plan == nullptr)
+    Fail("method ", method_.name, " does not act between encoder and LLM but its schedule removes tokens there");
   if (schedule_.llm_total() > 0 && method_.llm_plan == nullptr)
     Fail("method ", method_.name, " does not act in the LLM but its schedule discards there");
 }
@@ -29,6 +31,22 @@ VisionLayerHook Reducer::VisionHook() const {
     if (trace_ != nullptr) {
       trace_->grid = layer.grid;
       trace_->Record(ReductionSite::Vision, layer.layer, plan, before, layer.hidden.rows());
+      trace_->vision_seconds += sw.Seconds();
+    }
+  };
+}
+
+VisionLayerHook Reducer::PreLlmHook() const {
+  if (schedule_.pre_llm == 0) return {};
+  return [this](VisionHookContext& layer) {
+    Stopwatch sw;
+    const LayerPlan plan = method_.pre_llm_plan(layer, schedule_.pre_llm, params_);
+    std::vector<TokenMeta> before;
+    if (trace_ != nullptr) before = layer.meta;
+    Compress(layer.hidden, layer.meta, plan);
+    if (trace_ != nullptr) {
+      trace_->grid = layer.grid;
+      trace_->Record(ReductionSite::PreLlm, layer.layer, plan, before, layer.hidden.rows());
       trace_->vision_seconds += sw.Seconds();
     }
   };

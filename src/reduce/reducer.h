@@ -16,17 +16,18 @@ namespace ficoco {
 class Reducer {
  public:
   // `trace` (optional) receives every applied plan; it must outlive the hooks.
-  Reducer(const MethodInfo& method, const FicocoParams& params, ReductionSchedule schedule, ReductionTrace* trace);
+  Reducer(const MethodInfo& method, const ReductionParams& params, ReductionSchedule schedule, ReductionTrace* trace);
 
   const MethodInfo& method() const { return method_; }
   const ReductionSchedule& schedule() const { return schedule_; }
   // Empty functions when the method does not act there.
-  VisionLayerHook VisionHook() const;
+  VisionLayerHook VisionHook() const;     // inside encoder layers
+  VisionLayerHook PreLlmHook() const;     // on the encoder output (VisionRunOptions::output_hook)
   TextLayerHook TextHook() const;
 
  private:
   MethodInfo method_;
-  FicocoParams params_;
+  ReductionParams params_;
   ReductionSchedule schedule_;
   ReductionTrace* trace_;
 };

@@ -49,7 +49,7 @@ void CheckTextTokens(int64_t text_tokens) {
 
 }  // namespace
 
-bool ReductionSchedule::empty() const { return vision_total() == 0 && llm_total() == 0; }
+bool ReductionSchedule::empty() const { return vision_total() == 0 && pre_llm == 0 && llm_total() == 0; }
 int64_t ReductionSchedule::vision_total() const { return Sum(vision); }
 int64_t ReductionSchedule::llm_total() const { return Sum(llm); }
 
@@ -91,6 +91,10 @@ TokenFlow FlowOf(const LlavaConfig& cfg, const ReductionSchedule& schedule, int6
     flow.vision[l].mlp = flow.vision[l].attention - d;
     patches -= d;
   }
+  if (schedule.pre_llm < 0 || (schedule.pre_llm > 0 && schedule.pre_llm >= patches))
+    Fail("reduction schedule: removes ", schedule.pre_llm, " of ", patches,
+         " patches between encoder and LLM (at least one must remain)");
+  patches -= schedule.pre_llm;
   flow.image_tokens = patches + ClsTokensForLlm(cfg);
   FillLlm(flow, cfg, schedule.llm, flow.image_tokens);
   return flow;
@@ -117,6 +121,7 @@ std::string DescribeSchedule(const ReductionSchedule& schedule) {
     }
   };
   stack("vision", schedule.vision);
+  if (schedule.pre_llm > 0) os << (os.tellp() > 0 ? "; " : "") << "before the projector " << schedule.pre_llm;
   stack("llm", schedule.llm);
   return os.tellp() > 0 ? os.str() : "none";
 }

@@ -8,11 +8,13 @@
 
 namespace ficoco {
 
-// Discards per layer (0 = the layer does not reduce). `vision` has one entry per
+// Tokens removed per layer, net (0 = the layer does not reduce; a method that adds a
+// fused token removes one more). `vision` has one entry per
 // vision layer that runs (their last output reaches the projector), `llm` one per
 // decoder layer (prefill only; decoding never reduces).
 struct ReductionSchedule {
   std::vector<int> vision;
+  int pre_llm = 0;  // removed from the encoder output, before the projector
   std::vector<int> llm;
 
   bool empty() const;

@@ -22,6 +22,7 @@ const TokenMeta& RowMeta(const std::vector<TokenMeta>& meta_before, int32_t row,
 const char* ReductionSiteName(ReductionSite site) {
   switch (site) {
     case ReductionSite::Vision: return "vision";
+    case ReductionSite::PreLlm: return "pre_llm";
     case ReductionSite::Llm: return "llm";
   }
   return "unknown";

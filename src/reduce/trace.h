@@ -10,8 +10,8 @@
 
 namespace ficoco {
 
-enum class ReductionSite { Vision, Llm };
-const char* ReductionSiteName(ReductionSite site);  // "vision" | "llm"
+enum class ReductionSite { Vision, PreLlm, Llm };
+const char* ReductionSiteName(ReductionSite site);  // "vision" | "pre_llm" | "llm"
 
 struct RecordedPlan {
   ReductionSite site = ReductionSite::Vision;

@@ -168,7 +168,7 @@ struct Geometry {
 void DrawTints(cairo_t* cr, const std::vector<PatchFate>& fates, const Geometry& g) {
   for (size_t c = 0; c < fates.size(); ++c) {
     if (fates[c].kind == PatchFateKind::Kept) continue;
-    SetColour(cr, fates[c].site == ReductionSite::Vision ? kVisionTint : kLlmTint, kTintAlpha);
+    SetColour(cr, fates[c].site == ReductionSite::Llm ? kLlmTint : kVisionTint, kTintAlpha);
     cairo_rectangle(cr, (c % g.grid) * g.cell, (c / g.grid) * g.cell, g.cell, g.cell);
     cairo_fill(cr);
   }
@@ -245,7 +245,7 @@ void DrawFateLines(cairo_t* cr, const std::vector<PatchFate>& fates, const Geome
     if (f.kind != PatchFateKind::Merged || f.final_cell < 0) continue;
     // A floor keeps low-share lines visible; the rest of the opacity follows the share.
     const double opacity = 0.2 + 0.8 * std::clamp(static_cast<double>(f.share), 0.0, 1.0);
-    SetColour(cr, f.site == ReductionSite::Vision ? kVisionLine : kLlmLine, opacity);
+    SetColour(cr, f.site == ReductionSite::Llm ? kLlmLine : kVisionLine, opacity);
     DrawArrow(cr, g.CentreX(c), g.CentreY(c), g.CentreX(f.final_cell), g.CentreY(f.final_cell), g.line);
   }
 }

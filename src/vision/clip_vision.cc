@@ -1,6 +1,7 @@
 #include "vision/clip_vision.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/error.h"
 #include "kernels/activation.h"
@@ -44,6 +45,8 @@ VisionOutput ClipVisionTower::Run(GemmContext& gemm, const PixelValues& pixels, 
   if (options.keep_hidden_states) out.hidden_states.push_back(out.hidden);
   const AttentionShape shape{cfg_.num_attention_heads, cfg_.num_attention_heads, cfg_.head_dim()};
   Matrix h, q, k, v, attn, proj, mlp;
+  AttentionMask mask;
+  std::vector<float> key_bias;
   const int num_layers = static_cast<int>(w_.layers.size());
   for (int li = 0; li < num_layers; ++li) {
     const VisionLayerWeights& l = w_.layers[static_cast<size_t>(li)];
@@ -54,13 +57,19 @@ VisionOutput ClipVisionTower::Run(GemmContext& gemm, const PixelValues& pixels, 
     gemm.Linear(h, l.k_proj, k);
     gemm.Linear(h, l.v_proj, v);
     std::vector<float> probs;
-    MultiHeadAttention(gemm, q, k, v, shape, AttentionMask{}, attn, options.keep_attentions ? &probs : nullptr);
+    mask = AttentionMask{};
+    if (options.proportional_attention && std::any_of(out.meta.begin(), out.meta.end(), [](const TokenMeta& m) { return m.size != 1.0f; })) {
+      key_bias.resize(out.meta.size());
+      for (size_t t = 0; t < out.meta.size(); ++t) key_bias[t] = std::log(out.meta[t].size);
+      mask.key_bias = &key_bias;
+    }
+    MultiHeadAttention(gemm, q, k, v, shape, mask, attn, options.keep_attentions ? &probs : nullptr);
     gemm.Linear(attn, l.out_proj, proj);
     AddInPlace(x, proj);
     if (options.keep_attentions) out.attentions.push_back(std::move(probs));
     // Token reduction acts here, on the layer's own attention.
     if (options.hook) {
-      AttentionSignals signals(q, k, shape, AttentionMask{}, &gemm);
+      AttentionSignals signals(q, k, shape, mask, &gemm);
       VisionHookContext ctx{li, num_layers, cfg_.grid(), x, out.meta, signals};
       options.hook(ctx);
       if (static_cast<int64_t>(out.meta.size()) != x.rows())
@@ -73,6 +82,16 @@ VisionOutput ClipVisionTower::Run(GemmContext& gemm, const PixelValues& pixels, 
     gemm.Linear(mlp, l.fc2, proj);
     AddInPlace(x, proj);
     if (options.keep_hidden_states) out.hidden_states.push_back(x);
+  }
+  if (options.output_hook && num_layers > 0) {
+    if (q.rows() != out.hidden.rows())
+      Fail("vision output hook: the last layer reduced its tokens (", q.rows(), " → ", out.hidden.rows(),
+           "), so its attention no longer matches the output");
+    AttentionSignals signals(q, k, shape, mask, &gemm);
+    VisionHookContext ctx{num_layers - 1, num_layers, cfg_.grid(), out.hidden, out.meta, signals};
+    options.output_hook(ctx);
+    if (static_cast<int64_t>(out.meta.size()) != out.hidden.rows())
+      Fail("vision output hook left ", out.hidden.rows(), " hidden rows but ", out.meta.size(), " token records");
   }
   return out;
 }

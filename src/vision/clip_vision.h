@@ -28,6 +28,12 @@ using VisionLayerHook = std::function<void(VisionHookContext&)>;
 
 struct VisionRunOptions {
   VisionLayerHook hook;             // none: the plain forward pass
+  // Called once after the last layer (its MLP included) with that layer's attention:
+  // where methods acting between the encoder and the projector reduce (VisionZip,
+  // pooling, ...). `layer` is the last layer's index.
+  VisionLayerHook output_hook;
+  // ToMe's proportional attention: add log(meta.size) of each key to its logits.
+  bool proportional_attention = false;
   bool keep_hidden_states = false;  // embeddings + each layer's output (dumps, tests)
   bool keep_attentions = false;     // each layer's per-head probabilities [H, T, T]
 };

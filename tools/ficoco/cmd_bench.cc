@@ -37,8 +37,10 @@ struct Config {
 };
 
 double Median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
 int RunBench(const BenchArgs& a) {
@@ -53,7 +55,7 @@ int RunBench(const BenchArgs& a) {
   const std::vector<int> ids =
       TokenizeWithImages(tok, ApplyLlava15Template(a.prompt, true), model->config().image_token_index);
   const ImageU8 image = DecodeImageFile(a.image);
-  const FicocoParams params = a.reduction.Params();
+  const ReductionParams params = a.reduction.Params();
 
   std::vector<Config> configs;
   for (const std::string& m : a.methods) {
@@ -142,7 +144,7 @@ int RunBench(const BenchArgs& a) {
               {"total_s", total},
               {"reduction_overhead_share", overhead},
               {"runs", c.runs.size()},
-              {"schedule", {{"vision", r0.schedule.vision}, {"llm", r0.schedule.llm}}}});
+              {"schedule", {{"vision", r0.schedule.vision}, {"pre_llm", r0.schedule.pre_llm}, {"llm", r0.schedule.llm}}}});
     double speedup = 0, ratio = 0;
     if (base != nullptr) {
       speedup = median_of(*base, enc_prefill) / ep;

@@ -84,7 +84,7 @@ int RunFlops(const FlopsArgs& a) {
   const LlavaConfig cfg = ConfigOf(a);
   const std::string model = a.model.empty() ? a.preset : a.model;
   const MethodInfo& method = a.reduction.Method();
-  const FicocoParams params = a.reduction.Params();
+  const ReductionParams params = a.reduction.Params();
   if (a.keep_given && a.tflops_given) Fail("--keep and --tflops are alternatives: give one of them");
   if ((a.keep_given || a.tflops_given) && method.site == MethodSite::None)
     Fail(a.keep_given ? "--keep" : "--tflops", " needs a reduction method: --method ficoco-v|ficoco-l|ficoco-vl");
@@ -104,7 +104,8 @@ int RunFlops(const FlopsArgs& a) {
     flow = PreLlmFlow(cfg, a.visual_tokens, a.text_tokens);
     pre_llm = std::max<int64_t>(0, FlowOf(cfg, schedule, a.text_tokens).image_tokens - a.visual_tokens);
   } else {
-    schedule = FullLength(ScheduleForBudget(method.site, cfg, params, a.reduction.GetBudget(), a.text_tokens), cfg);
+    schedule = FullLength(ScheduleForBudget(method, cfg, params, a.reduction.GetBudget(), a.text_tokens), cfg);
+    pre_llm = schedule.pre_llm;
     flow = FlowOf(cfg, schedule, a.text_tokens);
   }
   const PrefillCost cost = CountPrefill(cfg, flow, 2);

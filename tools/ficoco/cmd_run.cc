@@ -109,7 +109,7 @@ int RunRun(const RunArgs& a) {
   const ReductionTrace& trace = p.trace;
   const TokenFlow& flow = p.flow;
   const PrefillCost& cost = p.cost;
-  const FicocoParams& params = req.params;
+  const ReductionParams& params = req.params;
   emit(stream.Finish());
   if (!a.json) {
     std::puts("");
@@ -155,7 +155,7 @@ int RunRun(const RunArgs& a) {
       {"method", method.name},
       {"preset", FicocoPresetName(params.preset)},
       {"positions", PositionPolicyName(params.positions)},
-      {"schedule", {{"vision", p.schedule.vision}, {"llm", p.schedule.llm}}},
+      {"schedule", {{"vision", p.schedule.vision}, {"pre_llm", p.schedule.pre_llm}, {"llm", p.schedule.llm}}},
       {"image_tokens", flow.image_tokens},
       {"mean_llm_visual_tokens", flow.mean_llm_visual()},
   };

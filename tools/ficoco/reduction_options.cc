@@ -2,8 +2,8 @@
 
 namespace ficoco::cli {
 
-FicocoParams ReductionArgs::Params() const {
-  FicocoParams p = params;
+ReductionParams ReductionArgs::Params() const {
+  ReductionParams p = params;
   p.preset = ParseFicocoPreset(preset);
   p.positions = ParsePositionPolicy(positions);
   p.Validate();
@@ -28,7 +28,7 @@ void AddHyperparameters(CLI::App* sub, ReductionArgs& a) {
                   "summed logits, one K per layer, additive compression in the LLM, later start layers)")
       ->capture_default_str()
       ->check(CLI::IsMember({"paper", "reference-code"}));
-  FicocoParams& p = a.params;
+  ReductionParams& p = a.params;
   sub->add_option("--lambda", p.lambda, "FiCoCo-V filter: weight of the patch-redundancy term (paper preset; on the [CLS] term in reference-code)")
       ->capture_default_str();
   sub->add_option("--beta", p.beta, "FiCoCo-L filter: weight of the image-image term against the image-text term")->capture_default_str();
@@ -43,6 +43,22 @@ void AddHyperparameters(CLI::App* sub, ReductionArgs& a) {
                   "First reducing LLM layer, 0-based (default: preset's, 3 paper / 5 reference-code of 32, scaled to depth)");
   sub->add_option("--vl-split", p.vl_split, "FiCoCo-VL: share of the removed visual tokens removed in the encoder")
       ->capture_default_str();
+  sub->add_flag("--proportional-attention,!--no-proportional-attention", p.proportional_attention,
+                "ToMe: add log(size) of merged tokens to the attention logits of later layers (default on)");
+  sub->add_flag("--evit-fuse,!--no-evit-fuse", p.evit_fuse, "EViT: fold inattentive tokens into one extra token (default on)");
+  sub->add_option("--fastv-k", p.fastv_k, "FastV / DART: prune before LLM layer K")->capture_default_str();
+  sub->add_option("--fastv-rank", p.fastv_rank,
+                  "FastV ranking: last-token (its code) or mean-received (its paper)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"last-token", "mean-received"}));
+  sub->add_option("--pdrop-layers", p.pdrop_layers, "PyramidDrop: prune before these LLM layers")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--visionzip-contextual", p.visionzip_contextual,
+                  "VisionZip: share of the kept tokens that are contextual (merged) tokens")
+      ->capture_default_str();
+  sub->add_option("--dart-pivots", p.dart_pivots, "DART: number of pivot tokens")->capture_default_str();
+  sub->add_option("--reduce-seed", p.seed, "Seed of the random baseline")->capture_default_str();
   sub->add_option("--positions", a.positions,
                   "Position ids after an in-LLM reduction: original (survivors keep theirs) or compact (renumbered per layer)")
       ->capture_default_str()

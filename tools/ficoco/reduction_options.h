@@ -15,12 +15,12 @@ struct ReductionArgs {
   int64_t keep = -1;
   double tflops = -1;
   std::string preset = "paper", positions = "original";
-  FicocoParams params;
+  ReductionParams params;
 
   const MethodInfo& Method() const { return FindMethod(method); }
   Budget GetBudget() const { return Budget{keep, tflops}; }
   // Parameters with the preset and position policy applied; validated.
-  FicocoParams Params() const;
+  ReductionParams Params() const;
 };
 
 // Adds every FiCoCo hyperparameter to `sub`, and --method, --keep, --tflops when
