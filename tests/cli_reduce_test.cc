@@ -44,6 +44,32 @@ TEST(CliReduce, MethodsListsEveryMethodWithItsSite) {
   EXPECT_NE(text.output.find("--epsilon"), std::string::npos);
 }
 
+// Every registered method runs through `run` with a budget, meets it, and draws --viz.
+TEST(CliReduce, EveryMethodRunsEndToEnd) {
+  auto list = nlohmann::json::parse(Cli("methods --json").output);
+  ASSERT_GE(list.size(), 15u);
+  const std::string dir = test::MakeTempDir("every");
+  for (auto& m : list) {
+    const std::string name = m["name"], site = m["site"];
+    if (site == "none") continue;
+    // In-LLM methods keep a mean over the 4 layers; one-shot pruning after layer 1 can
+    // reach (2·16 + 2·4)/4 = 10 at the least.
+    const int keep = site == "llm" || site == "vision+llm" ? 10 : 4;
+    std::string err;
+    auto r = CliStdout(RunBase() + " --method '" + name + "' --keep " + std::to_string(keep) + " --json --viz " +
+                           Q(dir + "/" + name + ".png"),
+                       &err);
+    ASSERT_EQ(r.exit_code, 0) << name << "\n" << r.output << err;
+    auto j = nlohmann::json::parse(r.output);
+    if (site == "llm" || site == "vision+llm")
+      EXPECT_NEAR(j["reduction"]["mean_llm_visual_tokens"].get<double>(), keep, 0.75) << name;
+    else
+      EXPECT_EQ(j["reduction"]["image_tokens"], keep) << name;
+    EXPECT_EQ(j["stats"]["image_tokens"], j["reduction"]["image_tokens"]) << name;
+    EXPECT_GT(DecodeImageFile(dir + "/" + name + ".png").width, 0) << name;
+  }
+}
+
 TEST(CliReduce, RunWithFicocoVReportsScheduleAccountingAndPlans) {
   const std::string dir = test::MakeTempDir("clired");
   std::string err;

@@ -21,6 +21,7 @@ PipelineResult RunPipeline(GemmContext& gemm, const LlavaModel& model, const Pip
   r.schedule = ScheduleForBudget(method, cfg, req.params, req.budget, text_tokens);
   r.flow = FlowOf(cfg, r.schedule, text_tokens, with_image);
   r.cost = CountPrefill(cfg, r.flow);
+  if (with_image) r.trace.grid = cfg.vision.grid();  // also for methods acting only in the LLM
   Reducer reducer(method, req.params, r.schedule, &r.trace);
   if (req.on_schedule) req.on_schedule(r);
 

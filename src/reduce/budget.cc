@@ -146,11 +146,12 @@ ReductionSchedule ScheduleForBudget(const MethodInfo& method, const LlavaConfig&
     try {
       s = method.schedule(cfg, params, keep);
     } catch (const Error&) {
-      break;  // smaller keeps are out of reach too
+      continue;  // not every keep is reachable (pooling grids, minimum means): try the next
     }
     least = CountPrefill(cfg, FlowOf(cfg, s, text_tokens)).llm_prefill_flops / 1e12;
     if (least <= budget.tflops) return s;
   }
+  if (least < 0) Fail("--tflops: no budget is reachable for ", method.name, " with these settings");
   Fail("--tflops ", budget.tflops, " is out of reach for ", method.name, " and this prompt (", text_tokens,
        " text tokens): the cheapest schedule costs ", least, " TFLOPs");
 }

@@ -46,7 +46,7 @@ LayerPlan FicocoLlmPlan(const TextHookContext& layer, int64_t n_discard, const R
                                     paper ? TargetCount::PerToken : TargetCount::LayerMax);
 
   // Compress: self-preserving (Eq. 2); the official code adds without normalising.
-  return LayerPlan{std::move(filter), std::move(routing), paper ? CompressRule::SelfPreserving : CompressRule::Additive};
+  return LayerPlan{std::move(filter), std::move(routing), paper ? CompressRule::SelfPreserving : CompressRule::Additive, {}};
 }
 
 }  // namespace ficoco

@@ -48,7 +48,7 @@ LayerPlan FicocoVisionPlan(const VisionHookContext& layer, int64_t n_discard, co
                                     paper ? TargetCount::PerToken : TargetCount::LayerMax);
 
   // Compress: self-preserving (Eq. 2).
-  return LayerPlan{std::move(filter), std::move(routing), CompressRule::SelfPreserving};
+  return LayerPlan{std::move(filter), std::move(routing), CompressRule::SelfPreserving, {}};
 }
 
 }  // namespace ficoco

@@ -1,6 +1,9 @@
 #include "reduce/methods.h"
 
 #include "base/error.h"
+#include "reduce/baselines_llm.h"
+#include "reduce/baselines_prellm.h"
+#include "reduce/baselines_vision.h"
 #include "reduce/ficoco.h"
 
 namespace ficoco {
@@ -8,7 +11,7 @@ namespace ficoco {
 const std::vector<MethodInfo>& AllMethods() {
   static const std::vector<MethodInfo> methods = [] {
     std::vector<MethodInfo> m;
-    m.push_back({.name = "none", .site = MethodSite::None, .summary = "No reduction: all visual tokens reach every LLM layer."});
+    m.push_back({.name = "none", .site = MethodSite::None, .summary = "No reduction: all visual tokens reach every LLM layer.", .params = {}});
     m.push_back({.name = "ficoco-v",
                  .site = MethodSite::Vision,
                  .summary = "FiCoCo-V (spec §2): in the CLIP layers from --vision-start on, discard patches that are "
@@ -37,6 +40,10 @@ const std::vector<MethodInfo>& AllMethods() {
                  .vision_plan = FicocoVisionPlan,
                  .llm_plan = FicocoLlmPlan,
                  .schedule = FicocoVLSchedule});
+    // Baselines (baselines.md): in the encoder, between encoder and LLM, in the LLM.
+    for (MethodInfo (*factory)() : {TomeMethod, EvitMethod, RandomMethod, TopkClsMethod, PoolMethod, VisionZipMethod,
+                                    PruMergeMethod, PruMergePlusMethod, FastvMethod, PdropMethod, DartMethod})
+      m.push_back(factory());
     return m;
   }();
   return methods;

@@ -47,7 +47,7 @@ struct ReductionParams {
   int fastv_k = 2;                     // FastV / DART: prune before LLM layer K (after layer K − 1's attention)
   std::string fastv_rank = "last-token";  // FastV ranking: "last-token" (its code) or "mean-received" (its paper)
   std::vector<int> pdrop_layers = {8, 16, 24};  // PyramidDrop: prune before these LLM layers
-  float visionzip_contextual = 0.16f;  // VisionZip: share of the kept tokens that are contextual (merged) tokens
+  float visionzip_contextual = 0.15625f;  // VisionZip: contextual share of the kept tokens (10/64: 54+10, 108+20, 162+30)
   int dart_pivots = 8;                 // DART: pivot tokens
   uint64_t seed = 0;                   // random baseline
 

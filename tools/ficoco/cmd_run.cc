@@ -96,8 +96,11 @@ int RunRun(const RunArgs& a) {
   };
   req.on_schedule = [&](const PipelineResult& plan) {
     if (method.site == MethodSite::None) return;
-    std::fprintf(stderr, "[%s (%s preset): %s; %lld visual tokens reach the LLM, mean %.1f over its layers; %.3g prefill TFLOPs]\n",
-                 method.name.c_str(), FicocoPresetName(req.params.preset), DescribeSchedule(plan.schedule).c_str(),
+    const std::string preset = method.name.rfind("ficoco-", 0) == 0
+                                   ? std::string(" (") + FicocoPresetName(req.params.preset) + " preset)"
+                                   : std::string();
+    std::fprintf(stderr, "[%s%s: %s; %lld visual tokens reach the LLM, mean %.1f over its layers; %.3g prefill TFLOPs]\n",
+                 method.name.c_str(), preset.c_str(), DescribeSchedule(plan.schedule).c_str(),
                  static_cast<long long>(plan.flow.image_tokens), plan.flow.mean_llm_visual(),
                  plan.cost.llm_prefill_flops / 1e12);
   };
