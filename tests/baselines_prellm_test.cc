@@ -425,10 +425,10 @@ TEST(PruMerge, NearestNeighboursByKeyCosineAmongAllOtherPatches) {
   EXPECT_EQ(NearestByKeyCosine(keys, {0}, 32)[0].size(), 5u);  // never more than the others
 }
 
-TEST(PruMerge, PlanAddsClsWeightedDiscardedNeighboursToKeptInScoreOrder) {
+TEST(PruMerge, PlanAddsClsWeightedNeighboursToKeptInScoreOrder) {
   // On 4×4 every other patch is among the 32 nearest: each kept i becomes
-  // x_i + Σ_{j discarded} a_j x_j. (The original also adds its kept neighbours, which
-  // the engine cannot route: |D|·|K| pairs here instead of |K|·15 terms.)
+  // x_i + Σ_{j ≠ i} a_j x_j over kept and discarded neighbours alike, every x_j taken
+  // before any update: |K|·15 = 45 routed pairs.
   for (bool plus : {false, true}) {
     HandOutput h(4, 2, 1, 3);
     ClsCase(h);
@@ -441,7 +441,7 @@ TEST(PruMerge, PlanAddsClsWeightedDiscardedNeighboursToKeptInScoreOrder) {
     // ×12, 0.062, 0.166 ×2, 0.496 → Q1 = 0.008, Q3 = 0.008 + 0.25·0.054 ≈ 0.022, bound
     // ≈ 0.042: 4 outliers ≥ keep, so the top 3 as well.
     EXPECT_EQ(h.PatchesOut(), (std::vector<int32_t>{5, 2, 9}));
-    EXPECT_EQ(plan.routing.num_pairs(), 13 * 3);
+    EXPECT_EQ(plan.routing.num_pairs(), 3 * 15);
     ASSERT_EQ(h.hidden.rows(), 4);
     const std::set<int> kept = {5, 2, 9};
     for (int64_t row = 1; row <= 3; ++row) {
@@ -449,17 +449,17 @@ TEST(PruMerge, PlanAddsClsWeightedDiscardedNeighboursToKeptInScoreOrder) {
       for (int c = 0; c < 3; ++c) {
         double want = x.at(i + 1, c);
         for (int j = 0; j < 16; ++j)
-          if (!kept.count(j)) want += a[j + 1] * x.at(j + 1, c);
+          if (j != i) want += a[j + 1] * x.at(j + 1, c);
         EXPECT_NEAR(h.hidden.at(row, c), want, 1e-4) << "patch " << i << " col " << c;
       }
     }
   }
 }
 
-TEST(PruMerge, ThirtyTwoNearestOnALargerGridRouteOnlyTheirDiscardedMembers) {
-  // 8×8 grid (64 patches), pseudo-random keys: a discarded patch j goes to exactly the
-  // kept patches that have j among their 32 key-cosine nearest (recomputed here from
-  // the full cosine matrix), with weight a_j.
+TEST(PruMerge, ThirtyTwoNearestOnALargerGridRouteEveryMember) {
+  // 8×8 grid (64 patches), pseudo-random keys: a patch j (kept or discarded) goes to
+  // exactly the kept patches that have j among their 32 key-cosine nearest (recomputed
+  // here from the full cosine matrix), with weight a_j.
   HandOutput h(8, 2, 2, 2);
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-1, 1);  // values only need to be distinct
@@ -483,12 +483,11 @@ TEST(PruMerge, ThirtyTwoNearestOnALargerGridRouteOnlyTheirDiscardedMembers) {
     for (int j = 1; j <= 64; ++j)
       if (j != i) others.push_back(j);
     std::stable_sort(others.begin(), others.end(), [&](int a, int b) { return cosine(i, a) > cosine(i, b); });
-    for (int t = 0; t < 32; ++t)
-      if (std::find(kept.begin(), kept.end(), others[t]) == kept.end()) want[{others[t], i}] = static_cast<float>(cls[others[t]]);
+    for (int t = 0; t < 32; ++t) want[{others[t], i}] = static_cast<float>(cls[others[t]]);
   }
   for (int64_t s = 0; s < plan.routing.num_sources(); ++s)
     for (int32_t q = plan.routing.src_begin[s]; q < plan.routing.src_begin[s + 1]; ++q)
-      got[{plan.filter.discard[s], plan.routing.dst[q]}] = plan.routing.alpha[q];
+      got[{plan.routing.sources[s], plan.routing.dst[q]}] = plan.routing.alpha[q];
   ASSERT_EQ(got.size(), want.size());
   for (const auto& [key, w] : want) {
     ASSERT_TRUE(got.count(key)) << key.first << " -> " << key.second;

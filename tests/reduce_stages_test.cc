@@ -821,6 +821,25 @@ TEST(Compress, NewOrderIsAppliedAndMustBeAPermutation) {
   ExpectError([&] { Compress(bad.hidden, bad.meta, bad.plan); }, {"not a permutation"});
 }
 
+TEST(Compress, ExplicitSourcesMayBeKeptTokensReadBeforeAnyUpdate) {
+  HandCase h;
+  h.plan.routing.sources = {1, 2};  // kept X1 → X3 (0.5), discarded X2 → X1 (1)
+  h.plan.routing.src_begin = {0, 1, 2};
+  h.plan.routing.dst = {3, 1};
+  h.plan.routing.alpha = {0.5f, 1.0f};
+  h.Run(CompressRule::Additive);
+  ASSERT_EQ(h.hidden.rows(), 3);
+  ExpectRow(h.hidden, 1, {5, 10});   // [1,2] + [4,8]
+  ExpectRow(h.hidden, 2, {3.5f, 0});  // [3,−1] + 0.5·[1,2] (X1 before its own update)
+  HandCase self;
+  self.plan.routing.sources = {1, 2};
+  self.plan.routing.src_begin = {0, 1, 2};
+  self.plan.routing.dst = {1, 3};
+  self.plan.routing.alpha = {1.0f, 1.0f};
+  self.plan.rule = CompressRule::Additive;
+  ExpectError([&] { Compress(self.hidden, self.meta, self.plan); }, {"routed into itself"});
+}
+
 TEST(Compress, InvalidPlansThrow) {
   auto expect_throw = [](const char* what, auto mutate) {
     SCOPED_TRACE(what);
@@ -931,7 +950,7 @@ PipelineOut RunStages(const RandomCase& rc) {
   out.routing = QuantileTargets(rc.correlation, out.filter.keep, rc.eps, rc.count);
   out.hidden = rc.hidden;
   out.meta = rc.meta;
-  LayerPlan plan{out.filter, out.routing, rc.rule};
+  LayerPlan plan{out.filter, out.routing, rc.rule, {}};
   Compress(out.hidden, out.meta, plan);
   return out;
 }

@@ -23,8 +23,13 @@ void ValidatePlan(const LayerPlan& plan, int64_t rows) {
     state[static_cast<size_t>(j)] = 2;
   }
   if (plan.rule == CompressRule::Prune) return;
-  if (r.num_sources() != static_cast<int64_t>(f.discard.size()))
+  if (r.sources.empty() && r.num_sources() != static_cast<int64_t>(f.discard.size()))
     Fail("compress: routing has ", r.num_sources(), " sources for ", f.discard.size(), " discarded tokens");
+  if (!r.sources.empty() && r.num_sources() != static_cast<int64_t>(r.sources.size()))
+    Fail("compress: routing has ", r.num_sources(), " source ranges for ", r.sources.size(), " source rows");
+  for (int32_t i : r.sources)
+    if (i < 0 || i >= rows || state[static_cast<size_t>(i)] == 0)
+      Fail("compress: source row ", i, " is neither a discarded nor a kept candidate");
   if (r.dst.size() != r.alpha.size() || r.src_begin.front() != 0 || r.src_begin.back() != static_cast<int32_t>(r.dst.size()))
     Fail("compress: routing arrays are inconsistent");
   for (size_t s = 0; s + 1 < r.src_begin.size(); ++s)
@@ -35,6 +40,11 @@ void ValidatePlan(const LayerPlan& plan, int64_t rows) {
       if (j != kNewToken) Fail("compress: fusing into a new token, but pair ", p, " targets row ", j);
     } else if (j < 0 || j >= rows || state[static_cast<size_t>(j)] != 2) {
       Fail("compress: target row ", j, " is not a kept token");
+    }
+    if (!r.sources.empty()) {
+      const size_t s = static_cast<size_t>(std::upper_bound(r.src_begin.begin(), r.src_begin.end(), static_cast<int32_t>(p)) -
+                                           r.src_begin.begin()) - 1;
+      if (r.sources[s] == j) Fail("compress: row ", j, " is routed into itself");
     }
     if (!std::isfinite(r.alpha[p]) || r.alpha[p] < 0) Fail("compress: weight ", r.alpha[p], " of pair ", p, " is invalid");
   }
@@ -53,16 +63,17 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
   if (plan.rule == CompressRule::FuseIntoNew) {
     // EViT: one new token, the α-weighted sum of the discarded ones (not renormalised).
     fused.assign(static_cast<size_t>(d), 0.0f);
-    for (size_t s = 0; s < f.discard.size(); ++s) {
-      const float* x = hidden.row(f.discard[s]);
+    for (int64_t s = 0; s < r.num_sources(); ++s) {
+      const int32_t src = r.source_row(f.discard, static_cast<size_t>(s));
+      const float* x = hidden.row(src);
       for (int32_t p = r.src_begin[s]; p < r.src_begin[s + 1]; ++p) {
         const float w = r.alpha[static_cast<size_t>(p)];
         for (int64_t c = 0; c < d; ++c) fused[static_cast<size_t>(c)] += w * x[c];
       }
-      fused_meta.size += meta[static_cast<size_t>(f.discard[s])].size;
+      fused_meta.size += meta[static_cast<size_t>(src)].size;
     }
   } else if (plan.rule != CompressRule::Prune && r.num_pairs() > 0) {
-    // Accumulate every contribution first (sources are never targets), then normalise
+    // Accumulate every contribution first, then normalise
     // each target once, so the result does not depend on the order of sources.
     // Only rows that receive something get an accumulator (a few per source).
     std::vector<int32_t> slot(static_cast<size_t>(rows), -1);
@@ -71,9 +82,12 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
       if (slot[static_cast<size_t>(j)] < 0) slot[static_cast<size_t>(j)] = slots++;
     std::vector<double> received(static_cast<size_t>(slots), 0.0);  // Σ weights
     std::vector<float> acc(static_cast<size_t>(slots) * static_cast<size_t>(d), 0.0f);
-    for (size_t s = 0; s < f.discard.size(); ++s) {
-      const float* x = hidden.row(f.discard[s]);
-      const float size = meta[static_cast<size_t>(f.discard[s])].size;
+    // Every source is read before any target is written, so a kept source contributes
+    // its value from before this layer's merge.
+    for (int64_t s = 0; s < r.num_sources(); ++s) {
+      const int32_t src = r.source_row(f.discard, static_cast<size_t>(s));
+      const float* x = hidden.row(src);
+      const float size = meta[static_cast<size_t>(src)].size;
       for (int32_t p = r.src_begin[s]; p < r.src_begin[s + 1]; ++p) {
         const int32_t k = slot[static_cast<size_t>(r.dst[static_cast<size_t>(p)])];
         const float alpha = r.alpha[static_cast<size_t>(p)];

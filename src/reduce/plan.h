@@ -23,11 +23,16 @@ struct Routing {
   std::vector<int32_t> src_begin{0};
   std::vector<int32_t> dst;
   std::vector<float> alpha;
+  // Source rows, when they are not simply FilterResult::discard in order: a method may
+  // also route information out of kept tokens (PruMerge adds every one of a kept
+  // centre's neighbours into it, kept or not). Empty = the discarded tokens.
+  std::vector<int32_t> sources;
 
   int64_t num_sources() const { return static_cast<int64_t>(src_begin.size()) - 1; }
+  int32_t source_row(const std::vector<int32_t>& discard, size_t s) const { return sources.empty() ? discard[s] : sources[s]; }
   int64_t num_pairs() const { return static_cast<int64_t>(dst.size()); }
   // Routing where each of n discarded tokens is simply dropped.
-  static Routing PruneAll(int64_t n) { return Routing{std::vector<int32_t>(static_cast<size_t>(n + 1), 0), {}, {}}; }
+  static Routing PruneAll(int64_t n) { return Routing{std::vector<int32_t>(static_cast<size_t>(n + 1), 0), {}, {}, {}}; }
 };
 
 enum class CompressRule {

@@ -14,12 +14,10 @@
 // Correlate. Each kept patch i takes its 32 nearest other patches by key cosine (kept
 // or not; full-width keys of the same layer; the original uses layer 23's raw keys).
 //
-// Compress. The original computes x_i' = x_i + Σ_{j∈nbr(i)} a_j x_j (not normalised,
-// every x_j read before any update) and appends one extra token Σ_{j∉K} a_j x_j.
-// NOT EXPRESSIBLE with the engine's routing, which only moves discarded tokens into
-// kept ones: this plan carries the terms of discarded neighbours (CompressRule::Additive,
-// α = a_j) and omits those of kept neighbours. The extra token is not appended (it would
-// break the exact budget, and a plan has one rule: Additive here, FuseIntoNew there).
+// Compress. As the original: x_i' = x_i + Σ_{j∈nbr(i)} a_j x_j (not normalised, every
+// x_j read before any update; CompressRule::Additive with explicit source rows, since
+// kept neighbours contribute too). The original also appends one extra token
+// Σ_{j∉K} a_j x_j; it is left out to keep the budget exact (and a plan has one rule).
 #include <algorithm>
 #include <cmath>
 
@@ -54,17 +52,17 @@ LayerPlan Plan(const VisionHookContext& out, int64_t n_remove, bool plus) {
   for (size_t i = 0; i < tokens.patches.size(); ++i)
     std::copy_n(k.row(tokens.patches[i]), k.cols(), patch_keys.row(static_cast<int64_t>(i)));
   const auto neighbours = NearestByKeyCosine(patch_keys, selected, kPruMergeNeighbours);
-  // Invert to "discarded patch → the kept patches that take it"; kept neighbours are
-  // dropped here (see the header: the engine cannot route a kept token).
+  // Invert to "patch → the kept centres that take it" (kept or discarded patches alike:
+  // Routing::sources lists them; every source is read before any centre is updated).
   std::vector<std::vector<int32_t>> takers(tokens.patches.size());
   for (size_t c = 0; c < selected.size(); ++c)
     for (int32_t j : neighbours[c]) takers[static_cast<size_t>(j)].push_back(kept[c]);
-  std::vector<int32_t> pos_of(out.meta.size(), -1);
-  for (size_t i = 0; i < tokens.patches.size(); ++i) pos_of[static_cast<size_t>(tokens.patches[i])] = static_cast<int32_t>(i);
   Routing routing;
-  for (int32_t r : filter.discard) {
-    const auto j = static_cast<size_t>(pos_of[static_cast<size_t>(r)]);
+  routing.src_begin = {0};
+  for (size_t j = 0; j < tokens.patches.size(); ++j) {
+    if (takers[j].empty()) continue;
     std::sort(takers[j].begin(), takers[j].end());
+    routing.sources.push_back(tokens.patches[j]);
     for (int32_t t : takers[j]) {
       routing.dst.push_back(t);
       routing.alpha.push_back(a[j]);
@@ -117,7 +115,7 @@ MethodInfo PruMergeMethod() {
           .site = MethodSite::PreLlm,
           .summary = "LLaVA-PruMerge at a fixed budget (baselines §7): between encoder and projector, keep the top --keep "
                      "patches by [CLS] attention (score order) and add to each the CLS-attention-weighted discarded patches "
-                     "among its 32 key-nearest (kept neighbours and the extra fused token omitted).",
+                     "among its 32 key-nearest, kept or not (the extra fused token omitted).",
           .params = {"--keep", "--tflops"},
           .pre_llm_plan = PruMergePlan,
           .schedule = PreLlmSchedule};
@@ -127,8 +125,8 @@ MethodInfo PruMergePlusMethod() {
   return {.name = "prumerge+",
           .site = MethodSite::PreLlm,
           .summary = "PruMerge+ at a fixed budget (baselines §7, EffiVLM-Bench): the IQR-outlier patches by [CLS] attention "
-                     "plus evenly spaced patches up to --keep, then PruMerge's neighbour merge (kept neighbours and the "
-                     "extra fused token omitted).",
+                     "plus evenly spaced patches up to --keep, then PruMerge's neighbour merge (the extra fused token "
+                     "omitted).",
           .params = {"--keep", "--tflops"},
           .pre_llm_plan = PruMergePlusPlan,
           .schedule = PreLlmSchedule};

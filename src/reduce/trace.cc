@@ -35,7 +35,8 @@ void ReductionTrace::Record(ReductionSite site, int layer, const LayerPlan& plan
   // A default (empty) routing is accepted as "every discarded token pruned", which is
   // how a Prune-rule plan may arrive; any other shape must have one entry per source.
   const bool no_routing = routing.num_sources() == 0 && routing.num_pairs() == 0;
-  if (!no_routing && routing.num_sources() != static_cast<int64_t>(filter.discard.size())) {
+  const size_t sources = routing.sources.empty() ? filter.discard.size() : routing.sources.size();
+  if (!no_routing && routing.num_sources() != static_cast<int64_t>(sources)) {
     Fail("reduction trace, layer ", layer, ": routing has ", routing.num_sources(), " sources for ",
          filter.discard.size(), " discarded tokens");
   }
@@ -57,14 +58,15 @@ void ReductionTrace::Record(ReductionSite site, int layer, const LayerPlan& plan
   for (int32_t row : filter.discard) rec.discarded.push_back(RowMeta(meta_before, row, "discarded", layer));
 
   if (!no_routing) {
-    for (size_t i = 0; i < filter.discard.size(); ++i) {
+    for (size_t i = 0; i < sources; ++i) {
       const int32_t begin = routing.src_begin[i], end = routing.src_begin[i + 1];
       if (begin < 0 || end < begin || static_cast<int64_t>(end) > routing.num_pairs()) {
         Fail("reduction trace, layer ", layer, ": routing src_begin[", i, "..", i + 1, "] = ", begin, "..", end,
              " is not a range of its ", routing.num_pairs(), " pairs");
       }
       for (int32_t k = begin; k < end; ++k) {
-        rec.src.push_back(rec.discarded[i]);
+        rec.src.push_back(routing.sources.empty() ? rec.discarded[i]
+                                                  : RowMeta(meta_before, routing.sources[i], "routing source", layer));
         const int32_t dst = routing.dst[static_cast<size_t>(k)];
         // The token a FuseIntoNew plan creates has no original index or cell.
         rec.dst.push_back(dst == kNewToken ? TokenMeta{-1, -1, -1, -1, TokenRole::Visual}
