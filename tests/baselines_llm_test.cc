@@ -22,24 +22,17 @@
 #include "reduce/original/fastv_original.h"
 #include "reduce/reducer.h"
 #include "test_support.h"
+#include "tiny_model_test.h"
 
 namespace ficoco {
 namespace {
+
+using test::NoiseImage;
 
 std::vector<int> FixturePromptIds() {  // "USER: <image>\nWhat is in the picture? ASSISTANT:" (image at 5)
   return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
 }
 constexpr int64_t kTextTokens = 18;
-
-ImageU8 NoiseImage(uint32_t seed, int w, int h) {
-  ImageU8 img;
-  img.width = w;
-  img.height = h;
-  img.rgb.resize(static_cast<size_t>(w * h * 3));
-  std::mt19937 rng(seed);
-  for (auto& p : img.rgb) p = static_cast<uint8_t>(rng() & 0xff);
-  return img;
-}
 
 std::vector<int32_t> Orig(const std::vector<TokenMeta>& v) {
   std::vector<int32_t> o;
@@ -66,7 +59,7 @@ struct HandLayer {  // not copyable: the context refers to its own members
 
   void Build(int layer) {
     signals = std::make_unique<AttentionSignals>(q, k, shape, mask);
-    ctx = std::make_unique<TextHookContext>(TextHookContext{layer, 0, hidden, meta, *signals, cache});
+    ctx = std::make_unique<TextHookContext>(TextHookContext{layer, 0, hidden, meta, *signals, cache, hidden, meta});
   }
 };
 
@@ -278,20 +271,8 @@ std::vector<Config> Configs() {
   return c;
 }
 
-class BaselinesLlm : public ::testing::Test {
+class BaselinesLlm : public test::TinyModelTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(test::LlavaTinyDir());
-    LoadOptions lo;
-    lo.compute = ComputeType::F32;
-    model_ = LlavaModel::Load(*dir_, lo).release();
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete dir_;
-  }
-  ImageU8 Photo() const { return DecodeImageFile(*dir_ + "/images/grace_hopper.png"); }
-  const LlavaConfig& cfg() const { return model_->config(); }
 
   PipelineResult Pipeline(const MethodInfo& m, const ReductionParams& p, int64_t keep, const ImageU8& image,
                           std::vector<int> ids = FixturePromptIds(), int new_tokens = 3) {
@@ -321,12 +302,8 @@ class BaselinesLlm : public ::testing::Test {
     return Generate(gemm_, *model_, req);
   }
 
-  static std::string* dir_;
-  static LlavaModel* model_;
   GemmContext gemm_{ComputeType::F32};
 };
-std::string* BaselinesLlm::dir_ = nullptr;
-LlavaModel* BaselinesLlm::model_ = nullptr;
 
 // Counts per layer follow the schedule; only image tokens of the span [first, first + 15]
 // are ever dropped; survivors stay in spatial order; the caches hold what each layer saw.

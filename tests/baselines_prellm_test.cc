@@ -21,9 +21,12 @@
 #include "reduce/budget.h"
 #include "reduce/compress.h"
 #include "test_support.h"
+#include "tiny_model_test.h"
 
 namespace ficoco {
 namespace {
+
+using test::NoiseImage;
 
 using test::ExpectError;
 
@@ -507,20 +510,8 @@ std::vector<MethodInfo> Methods() {
   return {RandomMethod(), TopkClsMethod(), PoolMethod(), VisionZipMethod(), PruMergeMethod(), PruMergePlusMethod()};
 }
 
-class PreLlmBaselines : public ::testing::Test {
+class PreLlmBaselines : public test::TinyModelTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(test::LlavaTinyDir());
-    LoadOptions lo;
-    lo.compute = ComputeType::F32;
-    model_ = LlavaModel::Load(*dir_, lo).release();
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete dir_;
-  }
-  const LlavaConfig& cfg() const { return model_->config(); }
-  ImageU8 Photo() const { return DecodeImageFile(*dir_ + "/images/grace_hopper.png"); }
 
   PipelineResult Run(const MethodInfo& m, int64_t keep, const ReductionParams& p = {}) {
     PipelineRequest req;
@@ -535,12 +526,8 @@ class PreLlmBaselines : public ::testing::Test {
     return RunPipeline(gemm_, *model_, req);
   }
 
-  static std::string* dir_;
-  static LlavaModel* model_;
   GemmContext gemm_{ComputeType::F32};
 };
-std::string* PreLlmBaselines::dir_ = nullptr;
-LlavaModel* PreLlmBaselines::model_ = nullptr;
 
 TEST_F(PreLlmBaselines, SchedulesRemoveBeforeTheProjectorOnly) {
   for (const MethodInfo& m : Methods()) {

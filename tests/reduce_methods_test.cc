@@ -22,39 +22,20 @@
 #include "reduce/ficoco.h"
 #include "reduce/reducer.h"
 #include "test_support.h"
+#include "tiny_model_test.h"
 
 namespace ficoco {
 namespace {
+
+using test::NoiseImage;
 
 std::vector<int> FixturePromptIds() {  // "USER: <image>\nWhat is in the picture? ASSISTANT:" (image at 5)
   return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
 }
 constexpr int64_t kTextTokens = 18;
 
-ImageU8 NoiseImage(uint32_t seed, int w, int h) {
-  ImageU8 img;
-  img.width = w;
-  img.height = h;
-  img.rgb.resize(static_cast<size_t>(w * h * 3));
-  std::mt19937 rng(seed);
-  for (auto& p : img.rgb) p = static_cast<uint8_t>(rng() & 0xff);
-  return img;
-}
-
-class ReduceMethods : public ::testing::Test {
+class ReduceMethods : public test::TinyModelTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(test::LlavaTinyDir());
-    LoadOptions lo;
-    lo.compute = ComputeType::F32;
-    model_ = LlavaModel::Load(*dir_, lo).release();
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete dir_;
-  }
-  ImageU8 Photo() const { return DecodeImageFile(*dir_ + "/images/grace_hopper.png"); }
-  const LlavaConfig& cfg() const { return model_->config(); }
 
   struct Result {
     EncodedImage enc;
@@ -83,12 +64,8 @@ class ReduceMethods : public ::testing::Test {
     return r;
   }
 
-  static std::string* dir_;
-  static LlavaModel* model_;
   GemmContext gemm_{ComputeType::F32};
 };
-std::string* ReduceMethods::dir_ = nullptr;
-LlavaModel* ReduceMethods::model_ = nullptr;
 
 void ExpectStrictlyIncreasing(const std::vector<TokenMeta>& meta, const std::string& what) {
   for (size_t i = 1; i < meta.size(); ++i)

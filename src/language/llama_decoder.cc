@@ -27,6 +27,13 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
   const AttentionShape shape{cfg_.num_attention_heads, cfg_.num_key_value_heads, cfg_.head_dim()};
   TextForwardResult r;
   if (options.keep_hidden_states) r.hidden_states.push_back(x);
+  // Hooks may look at the inputs as they were before the first layer.
+  Matrix input_embeds;
+  std::vector<TokenMeta> input_meta;
+  if (options.hook) {
+    input_embeds = x;
+    input_meta = meta;
+  }
   Matrix h, q, k, v, attn, proj, gate, up;
   for (int li = 0; li < cfg_.num_hidden_layers; ++li) {
     const TextLayerWeights& l = w_.layers[static_cast<size_t>(li)];
@@ -49,7 +56,7 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
     AddInPlace(x, proj);
     if (options.hook) {
       AttentionSignals signals(q, cache.keys(li), shape, mask, &gemm);
-      TextHookContext ctx{li, offset, x, meta, signals, cache};
+      TextHookContext ctx{li, offset, x, meta, signals, cache, input_embeds, input_meta};
       options.hook(ctx);
       if (static_cast<int64_t>(meta.size()) != x.rows())
         Fail("text layer ", li, ": reduction hook left ", x.rows(), " hidden rows but ", meta.size(), " token records");

@@ -28,6 +28,10 @@ struct TextHookContext {
   std::vector<TokenMeta>& meta;
   const AttentionSignals& attention;
   KvCache& cache;
+  // This call's input embeddings and token records, before any layer ran (SparseVLM
+  // picks its text raters from them).
+  const Matrix& input_embeds;
+  const std::vector<TokenMeta>& input_meta;
 };
 using TextLayerHook = std::function<void(TextHookContext&)>;
 

@@ -43,10 +43,11 @@ void CheckLlmKeep(int64_t keep, int64_t v0) {
     Fail("--keep ", keep, " is impossible in the LLM: ", v0, " visual tokens enter it (keep 1..", v0, ")");
 }
 
-[[noreturn]] void OutOfReach(int64_t keep, double least, int start, const char* option) {
-  Fail("--keep ", keep, " is out of reach in the LLM: the layers up to ", start,
-       " see every visual token, so the mean over the layers is at least ", least, " (with ", option, " ", start,
-       "); choose a larger --keep", start > 0 ? std::string(" or an earlier ") + option : std::string());
+// `option` moves the first reducing layer (--llm-start, --fastv-k, --pdrop-layers).
+[[noreturn]] void OutOfReach(int64_t keep, double least, int first_layer, const char* option) {
+  Fail("--keep ", keep, " is out of reach in the LLM: layers 0..", first_layer,
+       " see every visual token, so the mean over the layers is at least ", least, " (first reducing layer ",
+       first_layer, "); choose a larger --keep", first_layer > 0 ? std::string(" or an earlier ") + option : std::string());
 }
 
 // Visual tokens seen by each layer's attention when, from layer `start` on, every
@@ -97,7 +98,7 @@ std::vector<int> LlmOnce(const LlavaConfig& cfg, int layer, int64_t v0, int64_t 
   // Layers 0..layer see v0, the remaining layers − layer − 1 see n: solve the mean for n.
   const double full = static_cast<double>(layer + 1) * static_cast<double>(v0);
   const double least = (full + (layers - layer - 1)) / layers;
-  if (static_cast<double>(keep) < least - 0.5) OutOfReach(keep, least, layer, "K − 1 =");
+  if (static_cast<double>(keep) < least - 0.5) OutOfReach(keep, least, layer, "--fastv-k");
   const int64_t n = std::clamp<int64_t>(std::llround((static_cast<double>(keep) * layers - full) / (layers - layer - 1)), 1, v0);
   sched[static_cast<size_t>(layer)] = static_cast<int>(v0 - n);
   return sched;
@@ -122,7 +123,7 @@ std::vector<int> LlmGeometricStages(const LlavaConfig& cfg, const std::vector<in
   };
   if (keep == v0) return schedule(1.0);
   const double least = MeanLlmVisual(schedule(0.0), v0);
-  if (static_cast<double>(keep) < least - 0.5) OutOfReach(keep, least, stage_layers.front(), "the first stage at layer");
+  if (static_cast<double>(keep) < least - 0.5) OutOfReach(keep, least, stage_layers.front(), "first stage (--pdrop-layers)");
   double lo = 0, hi = 1;  // the mean grows with the kept ratio
   for (int it = 0; it < 60; ++it) {
     const double mid = 0.5 * (lo + hi);

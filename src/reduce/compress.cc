@@ -37,7 +37,7 @@ void ValidatePlan(const LayerPlan& plan, int64_t rows) {
   for (size_t p = 0; p < r.dst.size(); ++p) {
     const int32_t j = r.dst[p];
     if (plan.rule == CompressRule::FuseIntoNew) {
-      if (j != kNewToken) Fail("compress: fusing into a new token, but pair ", p, " targets row ", j);
+      if (j > kNewToken) Fail("compress: fusing into new tokens, but pair ", p, " targets row ", j);
     } else if (j < 0 || j >= rows || state[static_cast<size_t>(j)] != 2) {
       Fail("compress: target row ", j, " is not a kept token");
     }
@@ -58,19 +58,23 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
   ValidatePlan(plan, rows);
   const FilterResult& f = plan.filter;
   const Routing& r = plan.routing;
-  TokenMeta fused_meta{-1, -1, -1, -1, TokenRole::Visual, 0.0f};
-  std::vector<float> fused;
+  // FuseIntoNew: new token g = Σ α X over the pairs routed to NewToken(g) (not renormalised).
+  std::vector<std::vector<float>> fused;
+  std::vector<float> fused_size;
   if (plan.rule == CompressRule::FuseIntoNew) {
-    // EViT: one new token, the α-weighted sum of the discarded ones (not renormalised).
-    fused.assign(static_cast<size_t>(d), 0.0f);
     for (int64_t s = 0; s < r.num_sources(); ++s) {
       const int32_t src = r.source_row(f.discard, static_cast<size_t>(s));
       const float* x = hidden.row(src);
       for (int32_t p = r.src_begin[s]; p < r.src_begin[s + 1]; ++p) {
+        const auto g = static_cast<size_t>(kNewToken - r.dst[static_cast<size_t>(p)]);
+        if (g >= fused.size()) {
+          fused.resize(g + 1, std::vector<float>(static_cast<size_t>(d), 0.0f));
+          fused_size.resize(g + 1, 0.0f);
+        }
         const float w = r.alpha[static_cast<size_t>(p)];
-        for (int64_t c = 0; c < d; ++c) fused[static_cast<size_t>(c)] += w * x[c];
+        for (int64_t c = 0; c < d; ++c) fused[g][static_cast<size_t>(c)] += w * x[c];
+        fused_size[g] += meta[static_cast<size_t>(src)].size;
       }
-      fused_meta.size += meta[static_cast<size_t>(src)].size;
     }
   } else if (plan.rule != CompressRule::Prune && r.num_pairs() > 0) {
     // Accumulate every contribution first, then normalise
@@ -128,19 +132,37 @@ void Compress(Matrix& hidden, std::vector<TokenMeta>& meta, const LayerPlan& pla
     if (sorted != survivors) Fail("compress: the new order is not a permutation of the ", survivors.size(), " surviving rows");
     survivors = plan.order;
   }
-  hidden.KeepRows(survivors);
-  std::vector<TokenMeta> kept;
-  kept.reserve(survivors.size() + 1);
-  for (int32_t i : survivors) kept.push_back(meta[static_cast<size_t>(i)]);
-  if (plan.rule == CompressRule::FuseIntoNew && !f.discard.empty()) {
-    const int64_t n = hidden.rows();
-    Matrix grown(n + 1, d);
-    std::copy_n(hidden.data(), n * d, grown.data());
-    std::copy_n(fused.data(), d, grown.row(n));
-    hidden = std::move(grown);
-    kept.push_back(fused_meta);
+  if (fused.empty()) {
+    hidden.KeepRows(survivors);
+    std::vector<TokenMeta> kept;
+    kept.reserve(survivors.size());
+    for (int32_t i : survivors) kept.push_back(meta[static_cast<size_t>(i)]);
+    meta = std::move(kept);
+    return;
   }
-  meta = std::move(kept);
+  // New tokens go right after the last kept candidate (the end of the image span).
+  std::vector<char> is_kept(static_cast<size_t>(rows), 0);
+  for (int32_t j : f.keep) is_kept[static_cast<size_t>(j)] = 1;
+  size_t insert_at = survivors.size();
+  for (size_t i = survivors.size(); i-- > 0;)
+    if (is_kept[static_cast<size_t>(survivors[i])]) {
+      insert_at = i + 1;
+      break;
+    }
+  Matrix out(static_cast<int64_t>(survivors.size() + fused.size()), d);
+  std::vector<TokenMeta> out_meta;
+  out_meta.reserve(survivors.size() + fused.size());
+  auto put = [&](const float* x, const TokenMeta& m) {
+    std::copy_n(x, d, out.row(static_cast<int64_t>(out_meta.size())));
+    out_meta.push_back(m);
+  };
+  for (size_t i = 0; i < insert_at; ++i) put(hidden.row(survivors[i]), meta[static_cast<size_t>(survivors[i])]);
+  // A new token has no original index or cell; it takes the position of the row before it.
+  const int32_t pos = insert_at > 0 ? meta[static_cast<size_t>(survivors[insert_at - 1])].pos_id : 0;
+  for (size_t g = 0; g < fused.size(); ++g) put(fused[g].data(), TokenMeta{-1, -1, -1, pos, TokenRole::Visual, fused_size[g]});
+  for (size_t i = insert_at; i < survivors.size(); ++i) put(hidden.row(survivors[i]), meta[static_cast<size_t>(survivors[i])]);
+  hidden = std::move(out);
+  meta = std::move(out_meta);
 }
 
 }  // namespace ficoco

@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "reduce/baselines_llm.h"
 #include "reduce/baselines_prellm.h"
+#include "reduce/baselines_sparsevlm.h"
 #include "reduce/baselines_vision.h"
 #include "reduce/ficoco.h"
 
@@ -42,7 +43,8 @@ const std::vector<MethodInfo>& AllMethods() {
                  .schedule = FicocoVLSchedule});
     // Baselines (baselines.md): in the encoder, between encoder and LLM, in the LLM.
     for (MethodInfo (*factory)() : {TomeMethod, EvitMethod, RandomMethod, TopkClsMethod, PoolMethod, VisionZipMethod,
-                                    PruMergeMethod, PruMergePlusMethod, FastvMethod, PdropMethod, DartMethod})
+                                    PruMergeMethod, PruMergePlusMethod, FastvMethod, PdropMethod, DartMethod,
+                                    SparseVlmMethod})
       m.push_back(factory());
     return m;
   }();

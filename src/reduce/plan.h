@@ -41,11 +41,13 @@ enum class CompressRule {
   Additive,        // X_j ← X_j + Σ α_ij X_i                            (FiCoCo-L official code, spec §9 L8)
   Average,         // X_j ← (X_j + Σ X_i) / (1 + |I_j|)                 (the paper's "average compression" ablation)
   SizeWeighted,    // X_j ← (σ_j X_j + Σ α σ_i X_i) / (σ_j + Σ α σ_i), σ_j += Σ α σ_i   (ToMe; σ = TokenMeta::size)
-  FuseIntoNew,     // one new token Σ α_i X_i appended after the survivors; every dst is kNewToken (EViT)
+  FuseIntoNew,     // new tokens Σ α_i X_i (EViT: one; SparseVLM: one per cluster); every dst is NewToken(g)
 };
 
-// Routing target meaning "the token this layer creates" (CompressRule::FuseIntoNew).
+// Routing target meaning "the g-th token this layer creates" (CompressRule::FuseIntoNew).
+// New tokens are inserted, in g order, right after the last kept candidate.
 inline constexpr int32_t kNewToken = -1;
+constexpr int32_t NewToken(int32_t g) { return kNewToken - g; }
 const char* CompressRuleName(CompressRule rule);
 
 // What one reducing layer decided: the output of filter and correlate plus the

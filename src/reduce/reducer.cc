@@ -17,6 +17,21 @@ Reducer::Reducer(const MethodInfo& method, const ReductionParams& params, Reduct
     Fail("method ", method_.name, " does not act in the LLM but its schedule discards there");
 }
 
+namespace {
+
+// Compress by `plan`, then record it (with the time since `started`) when tracing.
+void ApplyAndRecord(const LayerPlan& plan, ReductionSite site, int layer, Matrix& hidden, std::vector<TokenMeta>& meta,
+                    ReductionTrace* trace, const Stopwatch& started) {
+  std::vector<TokenMeta> before;
+  if (trace != nullptr) before = meta;
+  Compress(hidden, meta, plan);
+  if (trace == nullptr) return;
+  trace->Record(site, layer, plan, before, hidden.rows());
+  (site == ReductionSite::Llm ? trace->llm_seconds : trace->vision_seconds) += started.Seconds();
+}
+
+}  // namespace
+
 VisionLayerHook Reducer::VisionHook() const {
   if (schedule_.vision_total() == 0) return {};
   return [this](VisionHookContext& layer) {
@@ -24,15 +39,9 @@ VisionLayerHook Reducer::VisionHook() const {
     const int n = li < schedule_.vision.size() ? schedule_.vision[li] : 0;
     if (n == 0) return;
     Stopwatch sw;
-    const LayerPlan plan = method_.vision_plan(layer, n, params_);
-    std::vector<TokenMeta> before;
-    if (trace_ != nullptr) before = layer.meta;
-    Compress(layer.hidden, layer.meta, plan);
-    if (trace_ != nullptr) {
-      trace_->grid = layer.grid;
-      trace_->Record(ReductionSite::Vision, layer.layer, plan, before, layer.hidden.rows());
-      trace_->vision_seconds += sw.Seconds();
-    }
+    if (trace_ != nullptr) trace_->grid = layer.grid;
+    ApplyAndRecord(method_.vision_plan(layer, n, params_), ReductionSite::Vision, layer.layer, layer.hidden, layer.meta,
+                   trace_, sw);
   };
 }
 
@@ -40,15 +49,9 @@ VisionLayerHook Reducer::PreLlmHook() const {
   if (schedule_.pre_llm == 0) return {};
   return [this](VisionHookContext& layer) {
     Stopwatch sw;
-    const LayerPlan plan = method_.pre_llm_plan(layer, schedule_.pre_llm, params_);
-    std::vector<TokenMeta> before;
-    if (trace_ != nullptr) before = layer.meta;
-    Compress(layer.hidden, layer.meta, plan);
-    if (trace_ != nullptr) {
-      trace_->grid = layer.grid;
-      trace_->Record(ReductionSite::PreLlm, layer.layer, plan, before, layer.hidden.rows());
-      trace_->vision_seconds += sw.Seconds();
-    }
+    if (trace_ != nullptr) trace_->grid = layer.grid;
+    ApplyAndRecord(method_.pre_llm_plan(layer, schedule_.pre_llm, params_), ReductionSite::PreLlm, layer.layer,
+                   layer.hidden, layer.meta, trace_, sw);
   };
 }
 
@@ -60,16 +63,10 @@ TextLayerHook Reducer::TextHook() const {
     // Prefill only: decode steps (tokens after a filled cache) are never reduced.
     if (n == 0 || layer.cache_offset != 0) return;
     Stopwatch sw;
-    const LayerPlan plan = method_.llm_plan(layer, n, params_);
-    std::vector<TokenMeta> before;
-    if (trace_ != nullptr) before = layer.meta;
     // This layer's cache keeps every token its attention saw (later prompt tokens saw
     // them too, and so must decode steps); later layers get the shorter sequence.
-    Compress(layer.hidden, layer.meta, plan);
-    if (trace_ != nullptr) {
-      trace_->Record(ReductionSite::Llm, layer.layer, plan, before, layer.hidden.rows());
-      trace_->llm_seconds += sw.Seconds();
-    }
+    ApplyAndRecord(method_.llm_plan(layer, n, params_), ReductionSite::Llm, layer.layer, layer.hidden, layer.meta,
+                   trace_, sw);
   };
 }
 

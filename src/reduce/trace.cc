@@ -69,7 +69,7 @@ void ReductionTrace::Record(ReductionSite site, int layer, const LayerPlan& plan
                                                   : RowMeta(meta_before, routing.sources[i], "routing source", layer));
         const int32_t dst = routing.dst[static_cast<size_t>(k)];
         // The token a FuseIntoNew plan creates has no original index or cell.
-        rec.dst.push_back(dst == kNewToken ? TokenMeta{-1, -1, -1, -1, TokenRole::Visual}
+        rec.dst.push_back(dst <= kNewToken ? TokenMeta{-1, -1, -1, -1, TokenRole::Visual}
                                            : RowMeta(meta_before, dst, "routing target", layer));
         rec.alpha.push_back(routing.alpha[static_cast<size_t>(k)]);
       }
