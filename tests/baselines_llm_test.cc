@@ -573,7 +573,10 @@ TEST_F(BaselinesLlm, MethodInfoDescribesEachMethod) {
   EXPECT_EQ(FastvMethod().name, "fastv");
   EXPECT_EQ(PdropMethod().name, "pdrop");
   EXPECT_EQ(DartMethod().name, "dart");
-  EXPECT_NE(PdropMethod().summary.find("--positions compact"), std::string::npos);
+  // PyramidDrop's original renumbers positions; FastV and DART keep them.
+  EXPECT_EQ(PdropMethod().positions, PositionPolicy::Compact);
+  EXPECT_EQ(FastvMethod().positions, PositionPolicy::KeepOriginal);
+  EXPECT_EQ(DartMethod().positions, PositionPolicy::KeepOriginal);
 }
 
 }  // namespace

@@ -93,7 +93,9 @@ void ExpectSameRecords(const std::vector<TokenMeta>& a, const std::vector<TokenM
     EXPECT_EQ(a[i].grid_col, b[i].grid_col) << "row " << i;
     // A fused token's position id is bookkeeping of the engine (the row before it), not
     // part of EViT: compare it for original tokens only.
-    if (a[i].orig_index >= 0) EXPECT_EQ(a[i].pos_id, b[i].pos_id) << "row " << i;
+    if (a[i].orig_index >= 0) {
+      EXPECT_EQ(a[i].pos_id, b[i].pos_id) << "row " << i;
+    }
     EXPECT_EQ(a[i].size, b[i].size) << "row " << i;
   }
 }

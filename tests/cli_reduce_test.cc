@@ -66,6 +66,8 @@ TEST(CliReduce, EveryMethodRunsEndToEnd) {
     else
       EXPECT_EQ(j["reduction"]["image_tokens"], keep) << name;
     EXPECT_EQ(j["stats"]["image_tokens"], j["reduction"]["image_tokens"]) << name;
+    // --positions auto: each method's original policy (PyramidDrop and SparseVLM renumber).
+    EXPECT_EQ(j["reduction"]["positions"], name == "pdrop" || name == "sparsevlm" ? "compact" : "original") << name;
     EXPECT_GT(DecodeImageFile(dir + "/" + name + ".png").width, 0) << name;
   }
 }

@@ -37,6 +37,8 @@ struct MethodInfo {
   LlmPlanFn llm_plan = nullptr;         // inside LLM prefill layers
   ScheduleFn schedule = nullptr;
   bool proportional_attention = false;  // the encoder adds log(size) to attention logits (ToMe)
+  // The original method's position policy after an in-LLM reduction (--positions auto).
+  PositionPolicy positions = PositionPolicy::KeepOriginal;
 };
 
 const std::vector<MethodInfo>& AllMethods();

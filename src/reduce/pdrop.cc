@@ -8,7 +8,7 @@
 // layer ℓ's input norm, q_proj, k_proj and RoPE to rank before layer ℓ; we rank with
 // the attention layer ℓ − 1 has just computed (its last row), as FastV does, since
 // layer ℓ's projections are not available in layer ℓ − 1's hook. Its positions are
-// renumbered compactly after each drop: `--positions compact` reproduces that.
+// renumbered compactly after each drop: that is this method's default position policy.
 #include <algorithm>
 #include <cmath>
 
@@ -66,11 +66,12 @@ MethodInfo PdropMethod() {
           .site = MethodSite::Llm,
           .summary = "PyramidDrop (baselines §5): before each LLM layer of --pdrop-layers (default 8,16,24 of 32, "
                      "scaled to other depths) keep the same share of the image tokens, those the last instruction "
-                     "token attends to most, the share set so the mean over layers is --keep; drop the rest. Its "
-                     "original renumbers positions compactly: --positions compact reproduces that.",
+                     "token attends to most, the share set so the mean over layers is --keep; drop the rest. Positions "
+                     "are renumbered compactly, as its original does (--positions original keeps the prompt's).",
           .params = {"--keep", "--tflops", "--pdrop-layers", "--positions"},
           .llm_plan = PdropPlan,
-          .schedule = PdropSchedule};
+          .schedule = PdropSchedule,
+          .positions = PositionPolicy::Compact};
 }
 
 }  // namespace ficoco

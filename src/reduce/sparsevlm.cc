@@ -18,7 +18,7 @@
 // random noise; we break every tie by row (see DpcKnn). (3) When no text token exceeds
 // the mean relevance, every text token rates (the original would average an empty set).
 // Positions: v1.x renumbers compactly (decode at each layer's cache length):
-// `--positions compact` reproduces that; the default keeps the request's policy.
+// that is this method's default position policy (--positions original keeps the ids).
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -259,11 +259,12 @@ MethodInfo SparseVlmMethod() {
                      "the image tokens the text raters attend to most and recycle the most relevant 30 % of the "
                      "deleted ones as DPC-KNN cluster means placed after the kept image tokens. --keep 192/128/64 use "
                      "v1.5's fixed counts (nominal: layer means 206.5/145.4/82.25); other budgets geometric stages "
-                     "whose mean is --keep. Its original renumbers positions compactly: --positions compact "
-                     "reproduces v1.5.",
+                     "whose mean is --keep. Positions are renumbered compactly, as v1.5 does (--positions original "
+                     "keeps the prompt's).",
           .params = {"--keep", "--tflops", "--positions"},
           .llm_plan = SparseVlmPlan,
-          .schedule = SparseVlmSchedule};
+          .schedule = SparseVlmSchedule,
+          .positions = PositionPolicy::Compact};
 }
 
 }  // namespace ficoco

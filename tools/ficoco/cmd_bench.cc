@@ -55,7 +55,7 @@ int RunBench(const BenchArgs& a) {
   const std::vector<int> ids =
       TokenizeWithImages(tok, ApplyLlava15Template(a.prompt, true), model->config().image_token_index);
   const ImageU8 image = DecodeImageFile(a.image);
-  const ReductionParams params = a.reduction.Params();
+  a.reduction.ParamsFor(FindMethod("none")).Validate();  // bad values fail before the model loads
 
   std::vector<Config> configs;
   for (const std::string& m : a.methods) {
@@ -81,7 +81,7 @@ int RunBench(const BenchArgs& a) {
       req.prompt_ids = ids;
       req.image = &image;
       req.method = &FindMethod(c.method);
-      req.params = params;
+      req.params = a.reduction.ParamsFor(*req.method);
       req.budget = Budget{c.keep, -1};
       req.max_new_tokens = a.max_tokens;
       req.stop_at_eos = false;  // every config decodes the same number of tokens

@@ -2,10 +2,10 @@
 
 namespace ficoco::cli {
 
-ReductionParams ReductionArgs::Params() const {
+ReductionParams ReductionArgs::ParamsFor(const MethodInfo& method) const {
   ReductionParams p = params;
   p.preset = ParseFicocoPreset(preset);
-  p.positions = ParsePositionPolicy(positions);
+  p.positions = positions == "auto" ? method.positions : ParsePositionPolicy(positions);
   p.Validate();
   return p;
 }
@@ -60,9 +60,10 @@ void AddHyperparameters(CLI::App* sub, ReductionArgs& a) {
   sub->add_option("--dart-pivots", p.dart_pivots, "DART: number of pivot tokens")->capture_default_str();
   sub->add_option("--reduce-seed", p.seed, "Seed of the random baseline")->capture_default_str();
   sub->add_option("--positions", a.positions,
-                  "Position ids after an in-LLM reduction: original (survivors keep theirs) or compact (renumbered per layer)")
+                  "Position ids after an in-LLM reduction: original (survivors keep theirs), compact (renumbered per "
+                  "layer) or auto (the method's original choice: compact for pdrop and sparsevlm, original otherwise)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"original", "compact"}));
+      ->check(CLI::IsMember({"auto", "original", "compact"}));
 }
 
 }  // namespace

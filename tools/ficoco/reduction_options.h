@@ -14,13 +14,15 @@ struct ReductionArgs {
   std::string method = "none";
   int64_t keep = -1;
   double tflops = -1;
-  std::string preset = "paper", positions = "original";
+  std::string preset = "paper", positions = "auto";
   ReductionParams params;
 
   const MethodInfo& Method() const { return FindMethod(method); }
   Budget GetBudget() const { return Budget{keep, tflops}; }
   // Parameters with the preset and position policy applied; validated.
-  ReductionParams Params() const;
+  ReductionParams Params() const { return ParamsFor(Method()); }
+  // "auto" positions resolve to `method`'s original policy.
+  ReductionParams ParamsFor(const MethodInfo& method) const;
 };
 
 // Adds every FiCoCo hyperparameter to `sub`, and --method, --keep, --tflops when
