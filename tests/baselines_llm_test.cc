@@ -29,16 +29,8 @@ namespace {
 
 using test::NoiseImage;
 
-std::vector<int> FixturePromptIds() {  // "USER: <image>\nWhat is in the picture? ASSISTANT:" (image at 5)
-  return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
-}
-constexpr int64_t kTextTokens = 18;
-
-std::vector<int32_t> Orig(const std::vector<TokenMeta>& v) {
-  std::vector<int32_t> o;
-  for (const TokenMeta& t : v) o.push_back(t.orig_index);
-  return o;
-}
+using test::FixturePromptIds;
+constexpr int64_t kTextTokens = test::kFixtureTextTokens;
 
 // ---------------------------------------------------------------------------------
 // Hand-computed cases: a hook context over matrices written by hand.
@@ -125,7 +117,7 @@ TEST(BaselinesLlmHand, OriginalFastvGathersTheSameRowsByHand) {
     FiveTokens(h);
     original::FastvOriginal(*h.ctx, {2, 1, ranking});
     const int32_t kept = ranking == original::FastvRanking::LastToken ? 2 : 1;
-    EXPECT_EQ(Orig(h.meta), (std::vector<int32_t>{0, kept, 4}));
+    EXPECT_EQ(test::OrigIndices(h.meta), (std::vector<int32_t>{0, kept, 4}));
     ASSERT_EQ(h.hidden.rows(), 3);
     EXPECT_EQ(h.hidden.at(1, 0), static_cast<float>(kept));
     EXPECT_EQ(h.hidden.at(1, 1), static_cast<float>(10 * kept));
@@ -446,7 +438,7 @@ TEST_F(BaselinesLlm, ComposedFastvEqualsTheOriginal) {
 
             ASSERT_EQ(trace.plans.size(), 1u);
             EXPECT_EQ(trace.plans[0].layer, k - 1);
-            EXPECT_EQ(Orig(trace.plans[0].kept), original_kept);
+            EXPECT_EQ(test::OrigIndices(trace.plans[0].kept), original_kept);
             EXPECT_EQ(static_cast<int64_t>(original_kept.size()), oc.attention_rank);
             ASSERT_EQ(composed.hidden_states.size(), orig.hidden_states.size());
             for (size_t l = 0; l < composed.hidden_states.size(); ++l) {
@@ -481,8 +473,8 @@ TEST_F(BaselinesLlm, DeterministicAcrossRunsAndThreadCounts) {
     const PipelineResult again = Pipeline(m, c.params, 10, img);
     ASSERT_EQ(one.trace.plans.size(), two.trace.plans.size());
     for (size_t i = 0; i < one.trace.plans.size(); ++i) {
-      EXPECT_EQ(Orig(one.trace.plans[i].kept), Orig(two.trace.plans[i].kept)) << "plan " << i;
-      EXPECT_EQ(Orig(two.trace.plans[i].kept), Orig(again.trace.plans[i].kept)) << "plan " << i;
+      EXPECT_EQ(test::OrigIndices(one.trace.plans[i].kept), test::OrigIndices(two.trace.plans[i].kept)) << "plan " << i;
+      EXPECT_EQ(test::OrigIndices(two.trace.plans[i].kept), test::OrigIndices(again.trace.plans[i].kept)) << "plan " << i;
       EXPECT_EQ(two.trace.plans[i].scores, again.trace.plans[i].scores) << "plan " << i;
     }
     EXPECT_EQ(one.generated.new_ids, two.generated.new_ids);
@@ -552,7 +544,7 @@ TEST_F(BaselinesLlm, PositionPoliciesDifferOnlyAfterTheReduction) {
   const PipelineResult b = Pipeline(FastvMethod(), compact, 10, photo);
   ASSERT_EQ(a.trace.plans.size(), 1u);
   ASSERT_EQ(b.trace.plans.size(), 1u);
-  EXPECT_EQ(Orig(a.trace.plans[0].kept), Orig(b.trace.plans[0].kept));
+  EXPECT_EQ(test::OrigIndices(a.trace.plans[0].kept), test::OrigIndices(b.trace.plans[0].kept));
   EXPECT_GT(test::MaxAbsDiff(a.generated.logits_last.data(), b.generated.logits_last.data(),
                              static_cast<int64_t>(a.generated.logits_last.size())),
             1e-6f);

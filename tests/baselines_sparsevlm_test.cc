@@ -29,16 +29,8 @@ namespace {
 
 using test::NoiseImage;
 
-std::vector<int> FixturePromptIds() {  // "USER: <image>\nWhat is in the picture? ASSISTANT:" (image at 5)
-  return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
-}
-constexpr int64_t kTextTokens = 18;
-
-std::vector<int32_t> Orig(const std::vector<TokenMeta>& v) {
-  std::vector<int32_t> o;
-  for (const TokenMeta& t : v) o.push_back(t.orig_index);
-  return o;
-}
+using test::FixturePromptIds;
+constexpr int64_t kTextTokens = test::kFixtureTextTokens;
 
 TokenMeta Tok(int32_t i, TokenRole role) { return TokenMeta{i, -1, -1, i, role}; }
 
@@ -125,7 +117,7 @@ TEST(SparseVlmHand, RaterScoresKeepTheTopAndRecycleTheBestDeleted) {
   EXPECT_EQ(plan.routing.alpha, (std::vector<float>{1.0f}));
   Compress(h.hidden, h.meta, plan);
   ASSERT_EQ(h.hidden.rows(), 6);
-  EXPECT_EQ(Orig(h.meta), (std::vector<int32_t>{0, 1, -1, 4, 5, 6}));
+  EXPECT_EQ(test::OrigIndices(h.meta), (std::vector<int32_t>{0, 1, -1, 4, 5, 6}));
   EXPECT_EQ(h.meta[2].pos_id, 1);  // the position of the row before it
   EXPECT_EQ(h.meta[2].size, 2.0f);
   for (int c = 0; c < 3; ++c) EXPECT_EQ(h.hidden.at(2, c), static_cast<float>(30 + c));
@@ -468,9 +460,9 @@ TEST_F(SparseVlm, DeterministicAcrossRunsAndThreadCounts) {
   ASSERT_EQ(two.trace.plans.size(), again.trace.plans.size());
   ASSERT_FALSE(one.trace.plans.empty());
   for (size_t i = 0; i < one.trace.plans.size(); ++i) {
-    EXPECT_EQ(Orig(one.trace.plans[i].discarded), Orig(two.trace.plans[i].discarded)) << "plan " << i;
-    EXPECT_EQ(Orig(two.trace.plans[i].discarded), Orig(again.trace.plans[i].discarded)) << "plan " << i;
-    EXPECT_EQ(Orig(two.trace.plans[i].src), Orig(again.trace.plans[i].src)) << "plan " << i;
+    EXPECT_EQ(test::OrigIndices(one.trace.plans[i].discarded), test::OrigIndices(two.trace.plans[i].discarded)) << "plan " << i;
+    EXPECT_EQ(test::OrigIndices(two.trace.plans[i].discarded), test::OrigIndices(again.trace.plans[i].discarded)) << "plan " << i;
+    EXPECT_EQ(test::OrigIndices(two.trace.plans[i].src), test::OrigIndices(again.trace.plans[i].src)) << "plan " << i;
     EXPECT_EQ(two.trace.plans[i].alpha, again.trace.plans[i].alpha) << "plan " << i;
     EXPECT_EQ(two.trace.plans[i].scores, again.trace.plans[i].scores) << "plan " << i;
   }

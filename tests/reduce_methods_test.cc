@@ -29,10 +29,8 @@ namespace {
 
 using test::NoiseImage;
 
-std::vector<int> FixturePromptIds() {  // "USER: <image>\nWhat is in the picture? ASSISTANT:" (image at 5)
-  return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
-}
-constexpr int64_t kTextTokens = 18;
+using test::FixturePromptIds;
+constexpr int64_t kTextTokens = test::kFixtureTextTokens;
 
 class ReduceMethods : public test::TinyModelTest {
  protected:

@@ -5,12 +5,27 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "engine/llava_model.h"
 #include "image/image.h"
 #include "test_support.h"
 
 namespace ficoco::test {
+
+// The fixture prompt "USER: <image>\nWhat is in the picture? ASSISTANT:" as LLaVA
+// tokenises it (the image token at position 5), and its non-image token count.
+inline std::vector<int> FixturePromptIds() {
+  return {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
+}
+inline constexpr int64_t kFixtureTextTokens = 18;
+
+// The original indices of token records, in order.
+inline std::vector<int32_t> OrigIndices(const std::vector<TokenMeta>& tokens) {
+  std::vector<int32_t> out;
+  for (const TokenMeta& t : tokens) out.push_back(t.orig_index);
+  return out;
+}
 
 // A w×h image of uniform random bytes, the same for the same seed.
 inline ImageU8 NoiseImage(uint32_t seed, int w, int h) {
