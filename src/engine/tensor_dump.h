@@ -29,7 +29,7 @@ class TensorDump {
 // pixel_values [1,3,S,S], vision.selected [1,T,D] (CLS at row 0), projector.image_features [1,N,Dt].
 void AddEncodeTensors(const EncodedImage& e, TensorDump& dump);
 
-// For every reducing layer, reduce.<vision|llm>.<layer>.{kept,discarded,src,dst} (int64
+// For every reducing layer, reduce.<vision|pre_llm|llm>.<layer>.{kept,discarded,src,dst} (int64
 // original token indices: CLS = 0 and patch p = p + 1 in the vision encoder, prompt
 // sequence positions in the LLM), .alpha (float32, one per src/dst pair) and .scores
 // (float32, the filter's final score per candidate in current order).

@@ -215,7 +215,7 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   sub->add_flag("--json", a->json, "Print one JSON object: answer, generated_ids, stats");
   sub->add_option("--dump", a->dump,
                   "Write the encode tensors plus llm.inputs_embeds, llm.logits_last, gen.new_ids and, with --method, "
-                  "every reducing layer's plan (reduce.<vision|llm>.<layer>.kept/discarded/src/dst/alpha/scores) "
+                  "every reducing layer's plan (reduce.<vision|pre_llm|llm>.<layer>.kept/discarded/src/dst/alpha/scores) "
                   "to this safetensors file");
   sub->callback([a, &exit_code] { exit_code = RunRun(*a); });
 }

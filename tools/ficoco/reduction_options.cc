@@ -13,10 +13,12 @@ ReductionParams ReductionArgs::ParamsFor(const MethodInfo& method) const {
 namespace {
 
 void AddMethodAndBudget(CLI::App* sub, ReductionArgs& a) {
-  sub->add_option("--method", a.method, "Token reduction: none, ficoco-v, ficoco-l, ficoco-vl (`ficoco methods` lists them)")
+  sub->add_option("--method", a.method,
+                  "Token reduction: none, ficoco-v, ficoco-l, ficoco-vl or a baseline (`ficoco methods` lists them all)")
       ->capture_default_str();
   sub->add_option("--keep", a.keep,
-                  "Budget: visual tokens reaching the LLM (ficoco-v) or their mean over the LLM layers (ficoco-l, ficoco-vl)");
+                  "Budget: visual tokens reaching the LLM (methods in or after the encoder) or their mean over the LLM "
+                  "layers (methods in the LLM)");
   sub->add_option("--tflops", a.tflops,
                   "Budget: target LLM prefill TFLOPs for this prompt (LLM-Viewer count, see `ficoco flops`); the "
                   "largest --keep that fits is used");
