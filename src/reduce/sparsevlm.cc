@@ -35,13 +35,6 @@ namespace ficoco {
 namespace {
 const std::vector<int> kSparseLayers = {2, 6, 15};  // v1.5's layer_dict
 constexpr int kReferenceDepth = 32;                 // Vicuna-7B
-constexpr int64_t kReferencePatches = 576;
-struct V15Counts {
-  int64_t keep;
-  int64_t topk[3];  // score.py's sparse_token_list_<keep>: kept by top-k after layers 2, 6, 15
-};
-constexpr V15Counts kV15[] = {{192, {300, 200, 110}}, {128, {303, 110, 36}}, {64, {66, 30, 17}}};
-
 float Dot(const float* a, const float* b, int64_t n) { return DotF32Row(a, b, DType::F32, n); }
 int64_t Net(int64_t deleted) { return deleted - SparseVlmClusters(deleted); }
 int64_t MaxNet(int64_t visual) { return visual >= 2 ? Net(visual - 1) : 0; }  // one image token stays
@@ -93,52 +86,6 @@ int64_t SparseVlmDeletions(int64_t n_remove, int64_t visual) {
   for (int64_t d = std::max<int64_t>(n_remove, 0); d <= visual - 1; ++d)  // Net(d) ≤ d
     if (Net(d) == n_remove) return d;
   return -1;
-}
-
-DpcKnnResult DpcKnn(const Matrix& x, int64_t k) {
-  const int64_t n = x.rows(), width = x.cols();
-  if (k < 1 || k > n) Fail("DPC-KNN: cannot form ", k, " clusters from ", n, " points");
-  std::vector<double> dist(static_cast<size_t>(n * n), 0.0);
-  auto d = [&](int64_t i, int64_t j) -> double& { return dist[static_cast<size_t>(i * n + j)]; };
-  std::vector<float> diff(static_cast<size_t>(width));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i + 1; j < n; ++j) {
-      for (int64_t c = 0; c < width; ++c) diff[static_cast<size_t>(c)] = x.at(i, c) - x.at(j, c);
-      d(i, j) = d(j, i) = std::sqrt(Dot(diff.data(), diff.data(), width) / static_cast<double>(width));
-    }
-  const double farthest = *std::max_element(dist.begin(), dist.end());
-  DpcKnnResult r;
-  std::vector<double> near(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {  // density over the k nearest, the point itself (d = 0) included
-    std::copy_n(&d(i, 0), n, near.begin());
-    std::partial_sort(near.begin(), near.begin() + k, near.end());
-    double sq = 0;
-    for (int64_t j = 0; j < k; ++j) sq += near[static_cast<size_t>(j)] * near[static_cast<size_t>(j)];
-    r.density.push_back(std::exp(-sq / static_cast<double>(k)));
-  }
-  std::vector<double> gamma;
-  for (int64_t i = 0; i < n; ++i) {  // parent distance: to the nearest denser point (equal density: lower row)
-    double delta = farthest;
-    for (int64_t j = 0; j < n; ++j) {
-      const double rj = r.density[static_cast<size_t>(j)], ri = r.density[static_cast<size_t>(i)];
-      if (rj > ri || (rj == ri && j < i)) delta = std::min(delta, d(i, j));
-    }
-    r.parent_distance.push_back(delta);
-    gamma.push_back(delta * r.density[static_cast<size_t>(i)]);
-  }
-  std::vector<int32_t> rank(static_cast<size_t>(n));
-  std::iota(rank.begin(), rank.end(), 0);
-  std::stable_sort(rank.begin(), rank.end(),
-                   [&](int32_t a, int32_t b) { return gamma[static_cast<size_t>(a)] > gamma[static_cast<size_t>(b)]; });
-  r.centres.assign(rank.begin(), rank.begin() + k);
-  for (int64_t i = 0; i < n; ++i) {  // nearest centre; equidistant: the one ranked first
-    int32_t best = 0;
-    for (int32_t g = 1; g < k; ++g)
-      if (d(r.centres[static_cast<size_t>(g)], i) < d(r.centres[static_cast<size_t>(best)], i)) best = g;
-    r.cluster.push_back(best);
-  }
-  for (int32_t g = 0; g < k; ++g) r.cluster[static_cast<size_t>(r.centres[static_cast<size_t>(g)])] = g;
-  return r;
 }
 
 LayerPlan SparseVlmPlan(const TextHookContext& layer, int64_t n_remove, const ReductionParams&) {
@@ -201,55 +148,6 @@ LayerPlan SparseVlmPlan(const TextHookContext& layer, int64_t n_remove, const Re
   }
   // Compress: cluster g's mean becomes new token g, after the kept image tokens.
   return LayerPlan{std::move(filter), std::move(routing), CompressRule::FuseIntoNew, {}};
-}
-
-namespace {
-// Removals per decoder layer when every sparse layer keeps round(ratio · v) of its v
-// image tokens, or the fewest recycling allows (1 + c(v − 1)).
-std::vector<int> StageRemovals(int depth, const std::vector<int>& layers, int64_t v0, double ratio) {
-  std::vector<int> s(static_cast<size_t>(depth), 0);
-  int64_t v = v0;
-  for (int l : layers) {
-    const int64_t next = std::clamp<int64_t>(std::llround(static_cast<double>(v) * ratio), v - MaxNet(v), v);
-    s[static_cast<size_t>(l)] = static_cast<int>(v - next);
-    v = next;
-  }
-  return s;
-}
-}  // namespace
-
-ReductionSchedule SparseVlmSchedule(const LlavaConfig& cfg, const ReductionParams&, int64_t keep) {
-  const int depth = cfg.text.num_hidden_layers;
-  const int64_t v0 = cfg.vision.num_patches();
-  const std::vector<int> layers = SparseVlmLayers(depth);
-  ReductionSchedule s = NoReduction(cfg);
-  if (keep < 1 || keep > v0)
-    Fail("--keep ", keep, " is impossible in the LLM: ", v0, " visual tokens enter it (keep 1..", v0, ")");
-  if (keep == v0) return s;
-  if (depth == kReferenceDepth && v0 == kReferencePatches)
-    for (const V15Counts& c : kV15)
-      if (c.keep == keep) {  // top-k k, then c(v − k) cluster means come back: net v − k − c
-        int64_t v = v0;
-        for (size_t i = 0; i < layers.size(); ++i) {
-          const int64_t net = Net(v - c.topk[i]);
-          s.llm[static_cast<size_t>(layers[i])] = static_cast<int>(net);
-          v -= net;
-        }
-        return s;
-      }
-  if (layers.back() >= depth - 1) Fail("SparseVLM needs a decoder of at least 2 layers, got ", depth);
-  const double least = MeanLlmVisual(StageRemovals(depth, layers, v0, 0.0), v0);
-  if (static_cast<double>(keep) < least - 0.5)
-    Fail("--keep ", keep, " is out of reach for SparseVLM in the LLM: the layers up to ", layers.front(),
-         " see every visual token and recycling returns at least one token per sparse layer, so the mean over the "
-         "layers is at least ", least, "; choose a larger --keep");
-  double lo = 0, hi = 1;  // the mean grows with the kept ratio
-  for (int it = 0; it < 60; ++it) {
-    const double mid = 0.5 * (lo + hi);
-    (MeanLlmVisual(StageRemovals(depth, layers, v0, mid), v0) > static_cast<double>(keep) ? hi : lo) = mid;
-  }
-  s.llm = StageRemovals(depth, layers, v0, lo);
-  return s;
 }
 
 MethodInfo SparseVlmMethod() {
