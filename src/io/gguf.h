@@ -7,14 +7,13 @@
 // element type, a uint64 count and the elements.
 #pragma once
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "base/mmap_file.h"
+#include "tensor/ggml_type.h"
 
 namespace ficoco {
 
@@ -38,44 +37,6 @@ const char* GgufTypeName(GgufType t);  // "uint32", "string", ...; "unknown" oth
 // Byte size of a fixed-size scalar type (0 for STRING, ARRAY and unknown values).
 size_t GgufScalarSize(GgufType t);
 
-// Tensor element types, numbered as ggml's `enum ggml_type`.
-enum class GgmlType : uint32_t {
-  F32 = 0,
-  F16 = 1,
-  Q4_0 = 2,
-  Q4_1 = 3,
-  Q5_0 = 6,
-  Q5_1 = 7,
-  Q8_0 = 8,
-  Q8_1 = 9,
-  Q2_K = 10,
-  Q3_K = 11,
-  Q4_K = 12,
-  Q5_K = 13,
-  Q6_K = 14,
-  Q8_K = 15,
-  I8 = 24,
-  I16 = 25,
-  I32 = 26,
-  I64 = 27,
-  F64 = 28,
-  BF16 = 30,
-};
-
-// Storage of one ggml type: `block_elems` consecutive elements of the innermost dimension
-// are stored in `block_bytes` bytes (1 and the element size for plain types).
-struct GgmlTypeTraits {
-  GgmlType type;
-  const char* name;
-  int64_t block_elems;
-  int64_t block_bytes;
-};
-// nullptr for a type number this reader does not know.
-const GgmlTypeTraits* FindGgmlType(uint32_t type);
-const GgmlTypeTraits& GgmlTraits(GgmlType type);  // throws Error for an unknown value
-// Bytes of a tensor with GGUF dims (innermost first), or nullopt when a dim is not positive,
-// the innermost dim is not a multiple of the block size, or the size overflows.
-std::optional<uint64_t> GgmlTensorBytes(GgmlType type, const std::vector<int64_t>& gguf_dims);
 
 // One metadata value. Scalars keep their bits in `u64` (integers zero/sign-extended as
 // stored type says: read them through the accessors); numeric/bool arrays point into the

@@ -30,51 +30,36 @@
 //                       128h + l + 64 has low bits L[l] >> 4,      high (H[l] >> 4) & 3
 //                       128h + l + 96 has low bits L[l + 32] >> 4, high (H[l] >> 6) & 3
 //
-// F32, F16 and BF16 are listed too (one-element "blocks") so a GGUF reader can use one
-// table for every tensor type it supports.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
+#include "tensor/ggml_type.h"
+
 namespace ficoco {
 
-// Values are the GGUF / ggml type ids.
-enum class QuantType : uint32_t {
-  F32 = 0,
-  F16 = 1,
-  Q4_0 = 2,
-  Q4_1 = 3,
-  Q5_0 = 6,
-  Q5_1 = 7,
-  Q8_0 = 8,
-  Q4_K = 12,
-  Q5_K = 13,
-  Q6_K = 14,
-  BF16 = 30,
-};
-
-// The type for a GGUF type id, or nullopt if this engine does not support it.
-std::optional<QuantType> QuantTypeFromGgufId(uint32_t id);
-inline uint32_t GgufTypeId(QuantType t) { return static_cast<uint32_t>(t); }
-// GGUF spelling: "F32", "Q4_0", "Q4_K", ...
-std::string_view QuantTypeName(QuantType t);
+// The ggml types whose blocks this file encodes and decodes: F32, F16, BF16, Q8_0, Q4_0,
+// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (sizes of every ggml type: tensor/ggml_type.h).
+bool Quantizable(GgmlType t);
+// The type for a GGUF type id, or nullopt if it is not one of those.
+std::optional<GgmlType> GgmlTypeFromGgufId(uint32_t id);
 
 // Elements per block (1 for F32/F16/BF16, 32 for Q*_0/Q*_1, 256 for the k-quants).
-size_t QuantBlockElements(QuantType t);
+size_t QuantBlockElements(GgmlType t);
 // Bytes per block.
-size_t QuantBlockBytes(QuantType t);
+size_t QuantBlockBytes(GgmlType t);
 // Bytes of `n` elements; Error if n is negative or not a multiple of the block size.
-size_t QuantRowBytes(QuantType t, int64_t n);
+size_t QuantRowBytes(GgmlType t, int64_t n);
 
 // Decodes `n` elements (a multiple of the block size, else Error) from `src` blocks.
-void Dequantize(QuantType t, const void* src, float* dst, int64_t n);
+void Dequantize(GgmlType t, const void* src, float* dst, int64_t n);
 
 // Encodes `n` elements (a multiple of the block size, else Error) into blocks at `dst`.
 // Supported: F32, F16, BF16 (conversion), Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (bit-exact with
-// ggml's reference quantizers, see quant.cc), Q4_K and Q6_K (simple max-based scales, not
-// ggml's iterative search: valid blocks, not byte-identical to llama.cpp's). Q5_K: Error.
-void Quantize(QuantType t, const float* src, void* dst, int64_t n);
+// ggml's reference quantizers, see quant.cc), Q4_K, Q5_K and Q6_K (simple max-based
+// scales, not ggml's iterative search: valid blocks, not byte-identical to llama.cpp's).
+void Quantize(GgmlType t, const float* src, void* dst, int64_t n);
 
 }  // namespace ficoco
