@@ -7,6 +7,8 @@
 
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
+#include "kernels/quant_gemv.h"
+#include "tensor/quant.h"
 
 namespace ficoco {
 namespace {
@@ -83,6 +85,45 @@ BENCHMARK(BM_Attention)
     ->Args({577, 577, 16, 0})  // CLIP ViT-L/14-336 layer
     ->Args({636, 636, 32, 1})  // LLaMA-7B layer, LLaVA prompt prefill
     ->Args({1, 640, 32, 1})    // LLaMA-7B layer, one decode step at prompt depth
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace ficoco
+
+namespace ficoco {
+namespace {
+
+// args: M, K, N, ggml type id (8 = Q8_0, 2 = Q4_0). Decode products on ggml-quantized
+// weights (QuantGemv); weight_GB/s counts the stored blocks read (34 or 18 bytes per 32
+// weights), comparable with the bf16 decode rows of BM_Linear.
+void BM_QuantGemv(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const auto type = static_cast<GgmlType>(state.range(3));
+  std::vector<float> wf(static_cast<size_t>(n * k));
+  std::mt19937 g(1);
+  std::normal_distribution<float> d(0, 0.02f);
+  for (float& v : wf) v = d(g);
+  const size_t bytes = QuantRowBytes(type, k) * static_cast<size_t>(n);
+  std::vector<uint8_t> w(bytes);
+  Quantize(type, wf.data(), w.data(), n * k);
+  wf = {};
+  Matrix x = RandomActivations(m, k);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    QuantGemv(type, w.data(), n, k, x.data(), m, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(static_cast<double>(bytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(GgmlTypeName(type)) + " " + QuantGemvPath());
+}
+BENCHMARK(BM_QuantGemv)
+    ->Args({1, 4096, 11008, 8})  // LLaMA gate/up, one decode row, Q8_0
+    ->Args({1, 4096, 11008, 2})  // Q4_0
+    ->Args({4, 4096, 11008, 8})  // four rows (one weight pass)
+    ->Args({4, 4096, 11008, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
