@@ -19,6 +19,7 @@
 #include "image/image.h"
 #include "reduce/baselines_llm.h"
 #include "reduce/budget.h"
+#include "reduce/filter.h"
 #include "reduce/original/fastv_original.h"
 #include "reduce/reducer.h"
 #include "test_support.h"

@@ -19,6 +19,7 @@
 #include "image/image.h"
 #include "reduce/baselines_prellm.h"
 #include "reduce/budget.h"
+#include "reduce/filter.h"
 #include "reduce/compress.h"
 #include "test_support.h"
 #include "tiny_model_test.h"

@@ -19,6 +19,7 @@
 #include "image/image.h"
 #include "reduce/baselines_sparsevlm.h"
 #include "reduce/budget.h"
+#include "reduce/filter.h"
 #include "reduce/compress.h"
 #include "reduce/reducer.h"
 #include "test_support.h"

@@ -44,10 +44,6 @@ MethodInfo DartMethod();
 // Rows of the image tokens, ascending, found from the token records (the span the
 // image placeholder expanded to, wherever it is). Throws Error when there are none.
 std::vector<int32_t> ImageRows(const std::vector<TokenMeta>& meta, const char* method, int layer);
-// Keeps the n_keep candidates of highest importance (ties: the lower row is kept),
-// drops the others. scores = −importance, so that as for every filter a higher score
-// means discarded first. Both sets ascending (spatial order kept).
-FilterResult KeepMostImportant(std::vector<int32_t> candidates, const std::vector<float>& importance, int64_t n_keep);
 // Head-mean softmax attention (causal) of the last prompt token on each image row.
 std::vector<float> LastTokenAttention(const TextHookContext& layer, const std::vector<int32_t>& image);
 

@@ -50,10 +50,6 @@ int64_t PreLlmKeep(const PreLlmTokens& tokens, int64_t n_remove, const char* met
 // The last layer's [CLS] attention on each patch: mean over heads of the softmax
 // probabilities of [CLS]'s row (all keys, [CLS] included), fp32. Requires [CLS].
 std::vector<float> ClsAttentionOnPatches(const VisionHookContext& out, const PreLlmTokens& tokens, const char* method);
-// Positions of the n largest values, largest first; ties: the lower position first.
-std::vector<int32_t> TopPositions(const std::vector<float>& values, int64_t n);
-// The filter result that keeps exactly `kept_rows` of `candidates` (scores per candidate).
-FilterResult KeepExactly(const std::vector<int32_t>& candidates, std::vector<float> scores, std::vector<int32_t> kept_rows);
 // For each centre (a patch position), its k nearest other patches by cosine of the
 // L2-normalised rows of `keys` (one row per patch position), most similar first; ties:
 // lower position first. Kept and discarded patches alike (PruMerge's correlate).

@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "reduce/baselines_llm.h"
 #include "reduce/budget.h"
 
@@ -99,10 +100,9 @@ LayerPlan DartPlan(const TextHookContext& layer, int64_t n_remove, const Reducti
   return LayerPlan{KeepMostImportant(image, importance, n_keep), Routing::PruneAll(n_remove), CompressRule::Prune, {}};
 }
 
+// Same shape as FastV: everything at once after layer K − 1.
 ReductionSchedule DartSchedule(const LlavaConfig& cfg, const ReductionParams& p, int64_t keep) {
-  ReductionSchedule s = NoReduction(cfg);
-  s.llm = LlmOnce(cfg, p.fastv_k - 1, cfg.vision.num_patches(), keep);
-  return s;
+  return FastvSchedule(cfg, p, keep);
 }
 
 MethodInfo DartMethod() {

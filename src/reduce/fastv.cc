@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "reduce/baselines_llm.h"
 #include "reduce/budget.h"
 
@@ -20,23 +21,6 @@ std::vector<int32_t> ImageRows(const std::vector<TokenMeta>& meta, const char* m
   return rows;
 }
 
-FilterResult KeepMostImportant(std::vector<int32_t> candidates, const std::vector<float>& importance, int64_t n_keep) {
-  if (candidates.size() != importance.size())
-    Fail("filter: ", importance.size(), " scores for ", candidates.size(), " candidates");
-  if (n_keep < 0 || n_keep > static_cast<int64_t>(candidates.size()))
-    Fail("filter: cannot keep ", n_keep, " of ", candidates.size(), " candidate tokens");
-  std::vector<size_t> order(candidates.size());
-  std::iota(order.begin(), order.end(), 0);
-  // Most important first; equal importance: the earlier row ranks first (kept).
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return importance[a] > importance[b]; });
-  std::vector<bool> kept(candidates.size(), false);
-  for (int64_t i = 0; i < n_keep; ++i) kept[order[static_cast<size_t>(i)]] = true;
-  FilterResult r;
-  for (size_t i = 0; i < candidates.size(); ++i) (kept[i] ? r.keep : r.discard).push_back(candidates[i]);
-  r.candidates = std::move(candidates);
-  for (float a : importance) r.scores.push_back(-a);
-  return r;
-}
 
 std::vector<float> LastTokenAttention(const TextHookContext& layer, const std::vector<int32_t>& image) {
   // Prefill: the hook's last row is the prompt's last token ("ASSISTANT:"'s colon).

@@ -62,4 +62,41 @@ FilterResult DiscardHighest(std::vector<int32_t> candidates, std::vector<float> 
   return r;
 }
 
+std::vector<int32_t> TopPositions(const std::vector<float>& values, int64_t n) {
+  if (n < 0 || n > static_cast<int64_t>(values.size()))
+    Fail("TopPositions: ", n, " of ", values.size(), " values requested");
+  std::vector<int32_t> pos(values.size());
+  std::iota(pos.begin(), pos.end(), 0);
+  std::partial_sort(pos.begin(), pos.begin() + n, pos.end(), [&](int32_t a, int32_t b) {
+    const float va = values[static_cast<size_t>(a)], vb = values[static_cast<size_t>(b)];
+    return va > vb || (va == vb && a < b);
+  });
+  pos.resize(static_cast<size_t>(n));
+  return pos;
+}
+
+FilterResult KeepExactly(const std::vector<int32_t>& candidates, std::vector<float> scores, std::vector<int32_t> kept_rows) {
+  if (scores.size() != candidates.size()) Fail("KeepExactly: ", scores.size(), " scores for ", candidates.size(), " candidates");
+  std::sort(kept_rows.begin(), kept_rows.end());
+  FilterResult f;
+  f.candidates = candidates;
+  f.scores = std::move(scores);
+  for (int32_t row : candidates)
+    (std::binary_search(kept_rows.begin(), kept_rows.end(), row) ? f.keep : f.discard).push_back(row);
+  if (f.keep.size() != kept_rows.size()) Fail("KeepExactly: a kept row is not a candidate");
+  return f;
+}
+
+FilterResult KeepMostImportant(std::vector<int32_t> candidates, const std::vector<float>& importance, int64_t n_keep) {
+  if (candidates.size() != importance.size())
+    Fail("filter: ", importance.size(), " scores for ", candidates.size(), " candidates");
+  if (n_keep < 0 || n_keep > static_cast<int64_t>(candidates.size()))
+    Fail("filter: cannot keep ", n_keep, " of ", candidates.size(), " candidate tokens");
+  std::vector<int32_t> kept;
+  for (int32_t pos : TopPositions(importance, n_keep)) kept.push_back(candidates[static_cast<size_t>(pos)]);
+  std::vector<float> scores;
+  for (float a : importance) scores.push_back(-a);
+  return KeepExactly(candidates, std::move(scores), std::move(kept));
+}
+
 }  // namespace ficoco

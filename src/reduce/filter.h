@@ -26,4 +26,15 @@ void ApplyLocalPenalty(std::vector<float>& scores, const std::vector<TokenMeta>&
 // returned ascending. Requires 0 <= n <= candidates.size().
 FilterResult DiscardHighest(std::vector<int32_t> candidates, std::vector<float> scores, int64_t n);
 
+// Positions of the n largest values, largest first; ties: the lower position first.
+std::vector<int32_t> TopPositions(const std::vector<float>& values, int64_t n);
+
+// The filter result that keeps exactly `kept_rows` of `candidates` (scores per candidate).
+FilterResult KeepExactly(const std::vector<int32_t>& candidates, std::vector<float> scores, std::vector<int32_t> kept_rows);
+
+// Keeps the n_keep candidates of highest importance (ties: the lower row is kept),
+// drops the others. scores = −importance, so that as for every filter a higher score
+// means discarded first. Both sets ascending (spatial order kept).
+FilterResult KeepMostImportant(std::vector<int32_t> candidates, const std::vector<float>& importance, int64_t n_keep);
+
 }  // namespace ficoco

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "reduce/baselines_llm.h"
 #include "reduce/budget.h"
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "reduce/baselines_prellm.h"
 
 namespace ficoco {

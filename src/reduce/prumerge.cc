@@ -22,6 +22,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "reduce/baselines_prellm.h"
 
 namespace ficoco {

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "reduce/baselines_prellm.h"
 
 namespace ficoco {

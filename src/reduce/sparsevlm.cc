@@ -25,6 +25,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "reduce/filter.h"
 #include "kernels/gemv.h"
 #include "reduce/baselines_llm.h"
 #include "reduce/baselines_sparsevlm.h"
