@@ -1,0 +1,36 @@
+// Small text helpers shared by the evaluation readers and scorers (internal).
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/benchmark.h"
+
+namespace ficoco::eval {
+
+// question_id as text: numbers in decimal, strings as they are (same as Question::key).
+std::string IdText(const nlohmann::json& id);
+// True for a usable question_id: integer or non-empty string.
+bool IsValidId(const nlohmann::json& id);
+
+struct TextLine {
+  int number = 0;            // 1-based
+  std::string text;          // without the newline (a trailing '\r' removed)
+  bool last_unterminated = false;  // the file's last line, with no newline after it
+};
+// All lines of a file; throws Error naming the file if it cannot be read.
+std::vector<TextLine> ReadLines(const std::string& path);
+
+// Parses a whole JSON file (object or array); Error naming the file when invalid.
+nlohmann::json ReadJsonFile(const std::string& path);
+
+bool EndsWith(const std::string& s, const std::string& suffix);
+std::string TrimSpace(const std::string& s);
+std::string LowerAscii(std::string s);
+// A string field of `j` or "" when absent/null; Error-free (callers report problems).
+std::string StringField(const nlohmann::json& j, const char* name);
+
+Problem MakeProblem(const std::string& file, int line, const std::string& message);
+
+}  // namespace ficoco::eval
