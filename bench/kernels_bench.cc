@@ -7,6 +7,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
+#include "kernels/quant_gemm.h"
 #include "kernels/quant_gemv.h"
 #include "tensor/quant.h"
 
@@ -123,6 +124,50 @@ BENCHMARK(BM_QuantGemv)
     ->Args({1, 4096, 11008, 8})  // LLaMA gate/up, one decode row, Q8_0
     ->Args({1, 4096, 11008, 2})  // Q4_0
     ->Args({4, 4096, 11008, 8})  // four rows (one weight pass)
+    ->Args({4, 4096, 11008, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace ficoco
+
+namespace ficoco {
+namespace {
+
+// args: M, K, N, ggml type id (8 = Q8_0, 2 = Q4_0). The packed int8 kernel behind
+// GemmContext::Linear for quantized weights, at prefill (GOP/s: 2*M*K*N integer
+// multiply-adds counted as two operations, comparable with the ~590 GOP/s VNNI peak) and
+// decode (weight_GB/s of packed bytes streamed, comparable with BM_QuantGemv).
+void BM_QuantGemm(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const auto type = static_cast<GgmlType>(state.range(3));
+  std::vector<float> wf(static_cast<size_t>(n * k));
+  std::mt19937 g(1);
+  std::normal_distribution<float> d(0, 0.02f);
+  for (float& v : wf) v = d(g);
+  std::vector<uint8_t> w(QuantRowBytes(type, k) * static_cast<size_t>(n));
+  Quantize(type, wf.data(), w.data(), n * k);
+  wf = {};
+  const QuantPackedWeight pw = PackQuantWeight(type, w.data(), n, k);
+  w = {};
+  Matrix x = RandomActivations(m, k);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    QuantGemm(pw, x.data(), m, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * k * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(static_cast<double>(pw.nbytes()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(GgmlTypeName(type)) + " " + QuantGemmPath());
+}
+BENCHMARK(BM_QuantGemm)
+    ->Args({576, 4096, 11008, 2})  // LLaMA gate/up over the image tokens, Q4_0
+    ->Args({576, 4096, 11008, 8})  // Q8_0
+    ->Args({576, 11008, 4096, 2})  // down_proj (long k)
+    ->Args({576, 4096, 4096, 8})   // q/k/v/o
+    ->Args({1, 4096, 11008, 8})    // decode
+    ->Args({1, 4096, 11008, 2})
     ->Args({4, 4096, 11008, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

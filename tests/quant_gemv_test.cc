@@ -176,6 +176,29 @@ TEST(QuantGemv, ActivationQuantization) {
   EXPECT_TRUE(std::all_of(q.begin() + 32, q.end(), [](int8_t v) { return v == 0; }));
 }
 
+// The vectorized activation quantization gives exactly the scalar bytes and scales,
+// including values that land on .5 after scaling (ties round away from zero).
+TEST(QuantGemv, ActivationQuantizationVectorMatchesScalar) {
+  std::mt19937 g(9);
+  std::normal_distribution<float> nd(0, 3.0f);
+  const int64_t k = 32 * 40;
+  std::vector<float> x(static_cast<size_t>(k));
+  for (float& v : x) v = nd(g);
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // scale 0
+  for (int i = 0; i < 32; ++i) x[static_cast<size_t>(128 + i)] = (i - 16) + 0.5f;  // amax 16.5 -> d = 16.5/127
+  for (int i = 0; i < 32; ++i) x[static_cast<size_t>(160 + i)] = (i % 2 ? 1 : -1) * (i + 0.5f) * 127 / 31.5f;
+  x[192] = 127.0f;  // block with exact halves: d = 1
+  for (int i = 1; i < 32; ++i) x[static_cast<size_t>(192 + i)] = (i % 2 ? -1 : 1) * (i + 0.5f);
+  std::vector<int8_t> qa(x.size()), qb(x.size());
+  std::vector<float> da(static_cast<size_t>(k / 32)), db(da.size());
+  QuantizeActivationRow(x.data(), k, qa.data(), da.data());
+  QuantizeActivationRowScalar(x.data(), k, qb.data(), db.data());
+  EXPECT_EQ(qa, qb);
+  EXPECT_EQ(da, db);
+  EXPECT_EQ(qb[193], -2);  // -1.5 -> -2
+  EXPECT_EQ(qb[194], 3);   // 2.5 -> 3
+}
+
 TEST(QuantGemv, Errors) {
   std::vector<uint8_t> w(34 * 2, 0);
   std::vector<float> x(64, 1.0f), y(4);

@@ -1,13 +1,19 @@
 #include "io/checkpoint.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "io/gguf_model.h"
 #include "io/json_file.h"
+#include "tensor/quant.h"
 
 namespace ficoco {
 namespace fs = std::filesystem;
@@ -100,9 +106,91 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   }
 }
 
+struct Checkpoint::Converted {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+struct Checkpoint::QuantizedSlot {
+  QuantizedTensor tensor;
+  std::vector<uint8_t> reordered;  // q/k rows in Hugging Face order, when needed
+};
+
+namespace {
+// Tells the kernel the whole pages inside [p, p + n) of a mapping are not needed now.
+void DropPages(const void* p, size_t n) {
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (addr + page - 1) / page * page, end = (addr + n) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+}  // namespace
+
+Checkpoint::~Checkpoint() = default;
+
+Checkpoint::Checkpoint(std::shared_ptr<const GgufModel> gguf) : dir_(gguf->origin()), gguf_(std::move(gguf)) {
+  for (const GgufModelTensor& t : gguf_->tensors()) {
+    Entry e;
+    e.gguf = &t;
+    if (t.is_float() && t.rope_heads == 0) {  // usable in place
+      auto v = std::make_unique<TensorView>();
+      v->name = t.name;
+      v->dtype = t.type() == GgmlType::F32 ? DType::F32 : t.type() == GgmlType::F16 ? DType::F16 : DType::BF16;
+      v->shape = t.shape;
+      v->data = t.stored->data;
+      e.view = v.get();
+      gguf_views_.push_back(std::move(v));
+    }
+    by_name_.emplace(t.name, e);
+  }
+}
+
 const TensorView* Checkpoint::Find(const std::string& canonical_name) const {
   auto it = by_name_.find(canonical_name);
-  return it == by_name_.end() ? nullptr : it->second.view;
+  if (it == by_name_.end()) return nullptr;
+  const Entry& e = it->second;
+  if (e.view != nullptr || e.gguf == nullptr) return e.view;
+  // A GGUF tensor that needs converting: reordered rows in its float type, or widened blocks.
+  auto& slot = converted_[canonical_name];
+  if (!slot) {
+    auto c = std::make_unique<Converted>();
+    const GgufModelTensor& t = *e.gguf;
+    c->view.name = t.name;
+    c->view.shape = t.shape;
+    if (t.is_float()) {
+      c->bytes = ReadRowsHfOrder(t);
+      c->view.dtype = t.type() == GgmlType::F32 ? DType::F32 : t.type() == GgmlType::F16 ? DType::F16 : DType::BF16;
+    } else {
+      std::vector<float> f = ReadAsF32(t);
+      c->bytes.resize(f.size() * sizeof(float));
+      std::memcpy(c->bytes.data(), f.data(), c->bytes.size());
+      c->view.dtype = DType::F32;
+    }
+    c->view.data = c->bytes.data();
+    slot = std::move(c);
+  }
+  return &slot->view;
+}
+
+const Checkpoint::QuantizedTensor* Checkpoint::FindQuantized(const std::string& canonical_name) const {
+  auto it = by_name_.find(canonical_name);
+  if (it == by_name_.end() || it->second.gguf == nullptr || it->second.gguf->is_float()) return nullptr;
+  auto& slot = quantized_[canonical_name];
+  if (!slot) {
+    const GgufModelTensor& t = *it->second.gguf;
+    auto q = std::make_unique<QuantizedSlot>();
+    q->tensor.name = t.name;
+    q->tensor.type = t.type();
+    q->tensor.shape = t.shape;
+    q->tensor.nbytes = static_cast<size_t>(t.stored->nbytes);
+    q->tensor.blocks = t.stored->data;
+    if (t.rope_heads > 0) {  // q/k rows back in Hugging Face order: a reordered copy
+      q->reordered = ReadRowsHfOrder(t);
+      q->tensor.blocks = q->reordered.data();
+    }
+    slot = std::move(q);
+  }
+  return &slot->tensor;
 }
 
 const TensorView& Checkpoint::Get(const std::string& canonical_name) const {
@@ -122,7 +210,15 @@ std::vector<std::string> Checkpoint::Names() const {
 void Checkpoint::ReleasePages(const std::string& canonical_name) const {
   auto it = by_name_.find(canonical_name);
   if (it == by_name_.end()) Fail("checkpoint ", dir_, ": missing tensor '", canonical_name, "'");
-  it->second.file->ReleasePages(*it->second.view);
+  const Entry& e = it->second;
+  if (e.file != nullptr) {
+    e.file->ReleasePages(*e.view);
+  } else if (e.gguf != nullptr) {  // GGUF: the mapped bytes and any copy made from them
+    DropPages(e.gguf->stored->data, static_cast<size_t>(e.gguf->stored->nbytes));
+    // When the caller took the blocks (FindQuantized), a widened copy was made for someone
+    // else (tied embeddings: the token embedding view) and stays.
+    if (quantized_.erase(canonical_name) == 0) converted_.erase(canonical_name);
+  }
 }
 
 }  // namespace ficoco

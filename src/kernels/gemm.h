@@ -4,12 +4,15 @@
 // [out, in] weight. Large M (prefill, image tokens) goes to oneDNN's matmul
 // (JIT brgemm kernels for this CPU); M <= kGemvMaxRows (decode) goes to our own
 // memory-bound GEMV, which streams 16-bit weights without widening them in memory.
+// Quantized weights (Q8_0 / Q4_0) go to the int8 kernel of kernels/quant_gemm.h.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/quant_gemm.h"
+#include "tensor/ggml_type.h"
 #include "tensor/tensor.h"
 
 namespace ficoco {
@@ -24,23 +27,52 @@ const char* ComputeTypeName(ComputeType t);
 
 inline constexpr int64_t kGemvMaxRows = 4;
 
-// A linear layer ready to run: the weight as stored (mmapped) or as converted at load.
+// The ggml block types a LinearWeight can hold and GemmContext::Linear multiplies
+// without widening (QuantGemm, for every row count): Q8_0 and Q4_0.
+bool LinearQuantSupports(GgmlType type);
+
+// A linear layer ready to run: the weight as stored (mmapped) or as converted at load,
+// either 16/32-bit floats or ggml-quantized blocks (Q8_0 / Q4_0).
 class LinearWeight {
  public:
   LinearWeight() = default;
   // `bias` may be null. With ComputeType::BF16, non-BF16 weights are converted once
   // here (same size as F16; the mapped pages can then be released by the caller).
   LinearWeight(const TensorView& weight, const TensorView* bias, ComputeType compute);
+  // The same, holding the weight as `store` (F16 or BF16; converted once here when it
+  // differs from weight.dtype). With ComputeType::BF16 the weight ends up BF16 either way.
+  LinearWeight(const TensorView& weight, const TensorView* bias, ComputeType compute, DType store);
+
+  // Quantized weight from ggml blocks as stored (e.g. a mapped GGUF tensor): n_out rows of
+  // k/32 blocks of `type` (Q8_0 or Q4_0), rows contiguous. The blocks are read once here
+  // and repacked into an owned layout (kernels/quant_gemm.h), so the caller may release
+  // the mapped pages afterwards (converted() is true). `name` is used in error messages;
+  // `bias` (any float dtype, n_out elements) may be null. Error for another type, k not a
+  // positive multiple of 32, n_out < 1, a null pointer or a bias of the wrong size.
+  LinearWeight(GgmlType type, const void* blocks, int64_t n_out, int64_t k, const TensorView* bias,
+               const std::string& name);
+  // Quantizes a float weight [n_out, k] (F32/F16/BF16) to `type` (Q8_0 or Q4_0) at load
+  // with tensor/quant.h's ggml-exact quantizers, then repacks as above. Error as above,
+  // naming weight.name.
+  LinearWeight(const TensorView& weight, const TensorView* bias, GgmlType type);
 
   int64_t out_features() const { return weight_.shape[0]; }
   int64_t in_features() const { return weight_.shape[1]; }
+  // Float forms only: the weight view (dtype F32/F16/BF16). For a quantized weight it
+  // carries the name and shape [n_out, k] but no data (see packed()).
   const TensorView& weight() const { return weight_; }
   const std::vector<float>& bias() const { return bias_; }
-  bool converted() const { return !owned_.empty(); }
+  bool converted() const { return !owned_.empty() || quantized(); }
+  bool quantized() const { return !packed_.empty(); }
+  GgmlType quant_type() const { return packed_.type(); }  // meaningful when quantized()
+  const QuantPackedWeight& packed() const { return packed_; }
 
  private:
+  void SetBias(const TensorView* bias);
+
   TensorView weight_;
   std::vector<uint16_t> owned_;  // converted weight storage, when converted()
+  QuantPackedWeight packed_;     // the quantized form, when quantized()
   std::vector<float> bias_;
 };
 

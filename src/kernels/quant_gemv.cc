@@ -213,7 +213,7 @@ const char* QuantGemvPath() {
 #endif
 }
 
-void QuantizeActivationRow(const float* x, int64_t k, int8_t* q, float* d) {
+void QuantizeActivationRowScalar(const float* x, int64_t k, int8_t* q, float* d) {
   if (k <= 0 || k % kBlock != 0) Fail("QuantizeActivationRow: k = ", k, " is not a positive multiple of 32");
   for (int64_t b = 0; b < k / kBlock; ++b) {
     const float* xb = x + b * kBlock;
@@ -227,6 +227,39 @@ void QuantizeActivationRow(const float* x, int64_t k, int8_t* q, float* d) {
       q[b * kBlock + i] = static_cast<int8_t>(v);
     }
   }
+}
+
+void QuantizeActivationRow(const float* x, int64_t k, int8_t* q, float* d) {
+#if defined(FICOCO_QGEMV_VNNI)
+  if (k <= 0 || k % kBlock != 0) Fail("QuantizeActivationRow: k = ", k, " is not a positive multiple of 32");
+  // The scalar rule, 16 lanes at a time: round half away from zero is trunc(t) plus the
+  // sign of t when |t - trunc(t)| >= 0.5 (the difference is exact in fp32).
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512 sign_mask = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(0x80000000u)));
+  const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (int64_t b = 0; b < k / kBlock; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * kBlock), v1 = _mm512_loadu_ps(x + b * kBlock + 16);
+    const float amax =
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+    const float db = amax / 127.0f;
+    const float id = db != 0 ? 1.0f / db : 0.0f;
+    d[b] = db;
+    const __m512 idv = _mm512_set1_ps(id);
+    for (int h = 0; h < 2; ++h) {
+      const __m512 t = _mm512_mul_ps(h ? v1 : v0, idv);
+      __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __mmask16 away =
+          _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_sub_ps(t, r), abs_mask), half, _CMP_GE_OQ);
+      r = _mm512_mask_add_ps(r, away, r, _mm512_or_ps(_mm512_and_ps(t, sign_mask), one));
+      r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock + 16 * h),
+                       _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(r)));
+    }
+  }
+#else
+  QuantizeActivationRowScalar(x, k, q, d);
+#endif
 }
 
 void QuantGemvScalar(GgmlType type, const void* w, int64_t n_out, int64_t k, const float* x, int64_t m,

@@ -31,6 +31,9 @@ void QuantGemvScalar(GgmlType type, const void* w, int64_t n_out, int64_t k, con
 // when d = 0). Writes k int8 values to q and k/32 scales to d. Error unless k is a positive
 // multiple of 32.
 void QuantizeActivationRow(const float* x, int64_t k, int8_t* q, float* d);
+// The same rule in plain scalar code (QuantizeActivationRow vectorizes it with AVX-512;
+// both give identical bytes, which the tests check).
+void QuantizeActivationRowScalar(const float* x, int64_t k, int8_t* q, float* d);
 
 // "avx512-vnni" or "scalar": the path QuantGemv was compiled with.
 const char* QuantGemvPath();

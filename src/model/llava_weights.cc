@@ -1,5 +1,8 @@
 #include "model/llava_weights.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "base/error.h"
 #include "model/weight_table.h"
 
@@ -22,14 +25,50 @@ namespace {
 
 // A prepared linear layer; releases the mapped pages once a converted copy exists.
 LinearWeight Linear(const Checkpoint& ckpt, const std::string& name, bool has_bias, ComputeType compute) {
-  const TensorView& w = ckpt.Get(name + ".weight");
   const TensorView* b = has_bias ? &ckpt.Get(name + ".bias") : nullptr;
+  // A GGUF weight in blocks the kernels multiply as they are (Q8_0, Q4_0): no widening.
+  if (const Checkpoint::QuantizedTensor* q = ckpt.FindQuantized(name + ".weight");
+      q != nullptr && q->shape.size() == 2 && LinearQuantSupports(q->type)) {
+    LinearWeight lw(q->type, q->blocks, q->shape[0], q->shape[1], b, q->name);
+    ckpt.ReleasePages(name + ".weight");  // the kernel keeps its own packed copy
+    return lw;
+  }
+  const TensorView& w = ckpt.Get(name + ".weight");
   LinearWeight lw(w, b, compute);
   if (lw.converted()) ckpt.ReleasePages(name + ".weight");
   return lw;
 }
 
 std::vector<float> Vec(const Checkpoint& ckpt, const std::string& name) { return ckpt.Get(name).ToF32(); }
+
+// A text-model linear layer held as options.weights asks (see WeightType).
+// `release`: false for a head tied to the embeddings, whose view must stay valid.
+LinearWeight TextLinear(const Checkpoint& ckpt, const std::string& name, bool has_bias, const LoadOptions& options,
+                        bool release = true) {
+  const std::string wname = name + ".weight";
+  const TensorView* b = has_bias ? &ckpt.Get(name + ".bias") : nullptr;
+  const Checkpoint::QuantizedTensor* q = ckpt.FindQuantized(wname);
+  const GgmlType want = options.weights == WeightType::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0;
+  const bool quantize = options.weights == WeightType::Q8_0 || options.weights == WeightType::Q4_0;
+  // Stored blocks the int8 kernels read as they are: kept unless another type is asked for.
+  if (q != nullptr && LinearQuantSupports(q->type) && q->shape.size() == 2 &&
+      (options.weights == WeightType::Checkpoint || (quantize && q->type == want))) {
+    LinearWeight lw(q->type, q->blocks, q->shape[0], q->shape[1], b, wname);
+    if (release) ckpt.ReleasePages(wname);
+    return lw;
+  }
+  const TensorView& w = ckpt.Get(wname);  // float, or blocks widened to F32 by the checkpoint
+  LinearWeight lw;
+  if (quantize && w.shape.size() == 2 && w.shape[1] % 32 == 0) {
+    lw = LinearWeight(w, b, want);
+  } else if (options.weights == WeightType::F16 || options.weights == WeightType::BF16) {
+    lw = LinearWeight(w, b, options.compute, options.weights == WeightType::F16 ? DType::F16 : DType::BF16);
+  } else {
+    lw = LinearWeight(w, b, options.compute);
+  }
+  if (lw.converted() && release) ckpt.ReleasePages(wname);
+  return lw;
+}
 
 }  // namespace
 
@@ -69,7 +108,49 @@ ProjectorWeights LoadProjectorWeights(const Checkpoint& ckpt, ComputeType comput
   return w;
 }
 
+WeightType ParseWeightType(const std::string& name) {
+  if (name == "auto") return WeightType::Checkpoint;
+  if (name == "f16") return WeightType::F16;
+  if (name == "bf16") return WeightType::BF16;
+  if (name == "q8_0") return WeightType::Q8_0;
+  if (name == "q4_0") return WeightType::Q4_0;
+  Fail("unknown weight type '", name, "' (expected auto, f16, bf16, q8_0 or q4_0)");
+}
+
+const char* WeightTypeName(WeightType t) {
+  switch (t) {
+    case WeightType::F16: return "f16";
+    case WeightType::BF16: return "bf16";
+    case WeightType::Q8_0: return "q8_0";
+    case WeightType::Q4_0: return "q4_0";
+    default: return "auto";
+  }
+}
+
+std::string DescribeTextWeights(const TextWeights& w) {
+  std::vector<std::string> kinds;
+  auto add = [&](const LinearWeight& lw) {
+    std::string k = lw.quantized() ? std::string(GgmlTypeName(lw.quant_type())) : std::string(DTypeName(lw.weight().dtype));
+    for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  };
+  for (const TextLayerWeights& l : w.layers)
+    for (const LinearWeight* lw : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      add(*lw);
+  add(w.lm_head);
+  if (kinds.size() == 1) return kinds[0];
+  std::string s = "mixed:";
+  for (size_t i = 0; i < kinds.size(); ++i) s += (i ? " + " : " ") + kinds[i];
+  return s;
+}
+
 TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, ComputeType compute) {
+  LoadOptions options;
+  options.compute = compute;
+  return LoadTextWeights(ckpt, cfg, options);
+}
+
+TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, const LoadOptions& options) {
   const TextConfig& t = cfg.text;
   TextWeights w;
   w.embed_tokens = ckpt.Get("language_model.model.embed_tokens.weight");
@@ -78,18 +159,18 @@ TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, Comp
     TextLayerWeights l;
     l.input_norm = Vec(ckpt, p + "input_layernorm.weight");
     l.post_attention_norm = Vec(ckpt, p + "post_attention_layernorm.weight");
-    l.q_proj = Linear(ckpt, p + "self_attn.q_proj", t.attention_bias, compute);
-    l.k_proj = Linear(ckpt, p + "self_attn.k_proj", t.attention_bias, compute);
-    l.v_proj = Linear(ckpt, p + "self_attn.v_proj", t.attention_bias, compute);
-    l.o_proj = Linear(ckpt, p + "self_attn.o_proj", t.attention_bias, compute);
-    l.gate_proj = Linear(ckpt, p + "mlp.gate_proj", false, compute);
-    l.up_proj = Linear(ckpt, p + "mlp.up_proj", false, compute);
-    l.down_proj = Linear(ckpt, p + "mlp.down_proj", false, compute);
+    l.q_proj = TextLinear(ckpt, p + "self_attn.q_proj", t.attention_bias, options);
+    l.k_proj = TextLinear(ckpt, p + "self_attn.k_proj", t.attention_bias, options);
+    l.v_proj = TextLinear(ckpt, p + "self_attn.v_proj", t.attention_bias, options);
+    l.o_proj = TextLinear(ckpt, p + "self_attn.o_proj", t.attention_bias, options);
+    l.gate_proj = TextLinear(ckpt, p + "mlp.gate_proj", false, options);
+    l.up_proj = TextLinear(ckpt, p + "mlp.up_proj", false, options);
+    l.down_proj = TextLinear(ckpt, p + "mlp.down_proj", false, options);
     w.layers.push_back(std::move(l));
   }
   w.norm = Vec(ckpt, "language_model.model.norm.weight");
   const std::string head = t.tie_word_embeddings ? "language_model.model.embed_tokens" : "language_model.lm_head";
-  w.lm_head = Linear(ckpt, head, false, compute);
+  w.lm_head = TextLinear(ckpt, head, false, options, !t.tie_word_embeddings);
   return w;
 }
 

@@ -39,8 +39,21 @@ struct TextWeights {
   LinearWeight lm_head;
 };
 
+// How the text model's linear layers (q/k/v/o, gate/up/down, lm_head) are held:
+//  Checkpoint: as stored (today's behaviour; Q8_0/Q4_0 blocks of a GGUF stay quantized);
+//  F16/BF16:   converted to that 16-bit type at load (quantized GGUF tensors dequantized);
+//  Q8_0/Q4_0:  quantized at load with ggml's quantizers and multiplied by the int8 kernels
+//              (kernels/quant_gemm.h). Layers whose input width is not a multiple of 32
+//              cannot be blocked and stay as stored.
+// The vision tower and projector always stay 16-bit, as llama.cpp keeps the mmproj F16.
+enum class WeightType { Checkpoint, F16, BF16, Q8_0, Q4_0 };
+// "auto" (= Checkpoint), "f16", "bf16", "q8_0", "q4_0"; Error naming the accepted values.
+WeightType ParseWeightType(const std::string& name);
+const char* WeightTypeName(WeightType t);  // the spellings above
+
 struct LoadOptions {
   ComputeType compute = ComputeType::BF16;
+  WeightType weights = WeightType::Checkpoint;
   bool load_text = true;  // `encode` needs only the vision side
 };
 
@@ -51,5 +64,10 @@ void ValidateCheckpoint(const Checkpoint& ckpt, const LlavaConfig& cfg);
 VisionWeights LoadVisionWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, ComputeType compute);
 ProjectorWeights LoadProjectorWeights(const Checkpoint& ckpt, ComputeType compute);
 TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, ComputeType compute);
+// The same with options.weights applied to the linear layers.
+TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, const LoadOptions& options);
+// What the text linears hold after loading with `w` ("q4_0", "bf16", "f16 (stored)",
+// "mixed: q4_0 + f16", ...): for --json output and logs.
+std::string DescribeTextWeights(const TextWeights& w);
 
 }  // namespace ficoco

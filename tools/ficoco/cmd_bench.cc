@@ -21,7 +21,7 @@ namespace ficoco::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, image, prompt = "What is in the picture? Describe it in detail.", tokenizer, compute = "bf16", json_out;
+  std::string model, mmproj, image, prompt = "What is in the picture? Describe it in detail.", tokenizer, compute = "bf16", json_out, weights = "auto";
   std::vector<std::string> methods{"none", "ficoco-v", "ficoco-l", "ficoco-vl"};
   std::vector<int64_t> keeps{192, 128, 64};
   int max_tokens = 32, threads = 0, rounds = 1;
@@ -49,9 +49,10 @@ int RunBench(const BenchArgs& a) {
   if (a.rounds < 1) Fail("--rounds must be at least 1, got ", a.rounds);
   LoadOptions lo;
   lo.compute = ParseComputeType(a.compute);
-  auto model = LlavaModel::Load(a.model, lo);
-  const std::string tok_path = a.tokenizer.empty() ? a.model + "/tokenizer.model" : a.tokenizer;
-  Tokenizer tok = Tokenizer::FromFile(tok_path);
+  lo.weights = ParseWeightType(a.weights);
+  auto model = LlavaModel::Load(a.model, a.mmproj, lo);
+  for (const std::string& note : model->load_notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  Tokenizer tok = model->LoadTokenizer(a.tokenizer);
   const std::vector<int> ids =
       TokenizeWithImages(tok, ApplyLlava15Template(a.prompt, true), model->config().image_token_index);
   const ImageU8 image = DecodeImageFile(a.image);
@@ -163,12 +164,13 @@ int RunBench(const BenchArgs& a) {
     table << line;
   }
   std::cout << table.str();
-  std::printf("(%d threads, %s compute, %d round(s), %zu prompt ids, peak RSS %.1f GiB)\n", threads,
-              ComputeTypeName(lo.compute), a.rounds, ids.size(), static_cast<double>(PeakRssBytes()) / (1 << 30));
+  std::printf("(%d threads, %s compute, %s text weights, %d round(s), %zu prompt ids, peak RSS %.1f GiB)\n", threads,
+              ComputeTypeName(lo.compute), DescribeTextWeights(model->text()).c_str(), a.rounds, ids.size(), static_cast<double>(PeakRssBytes()) / (1 << 30));
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
     if (!f) Fail("cannot write ", a.json_out);
-    f << nlohmann::json{{"threads", threads}, {"compute", ComputeTypeName(lo.compute)}, {"rounds", a.rounds},
+    f << nlohmann::json{{"threads", threads}, {"compute", ComputeTypeName(lo.compute)},
+                        {"weights", DescribeTextWeights(model->text())}, {"rounds", a.rounds},
                         {"max_new_tokens", a.max_tokens}, {"prompt_ids", ids.size()}, {"configs", out}}
              .dump(2)
       << "\n";
@@ -182,10 +184,11 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* sub = app.add_subcommand(
       "bench", "Time one image request under several methods and budgets (model loaded once, configs interleaved).");
-  sub->add_option("--model", a->model, "llava-hf model directory")->required();
+  sub->add_option("--model", a->model, "llava-hf model directory, or a llama.cpp GGUF text model (then also --mmproj)")->required();
+  sub->add_option("--mmproj", a->mmproj, "With a GGUF --model: the llama.cpp mmproj GGUF (CLIP vision tower + projector)");
   sub->add_option("--image", a->image, "PNG or JPEG image")->required();
   sub->add_option("--prompt", a->prompt, "The question (LLaVA-1.5 template)")->capture_default_str();
-  sub->add_option("--tokenizer", a->tokenizer, "SentencePiece tokenizer.model (default: MODEL/tokenizer.model)");
+  sub->add_option("--tokenizer", a->tokenizer, "SentencePiece tokenizer.model (default: MODEL/tokenizer.model, or a GGUF model's own vocabulary)");
   sub->add_option("--methods", a->methods, "Methods to compare (none = the unreduced baseline)")
       ->delimiter(',')
       ->capture_default_str();
@@ -195,6 +198,9 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->capture_default_str();
   sub->add_option("--warmup", a->warmup, "One untimed unreduced request first (true/false)")->capture_default_str();
   sub->add_option("--compute", a->compute, "bf16 or f32")->capture_default_str()->check(CLI::IsMember({"bf16", "f32"}));
+  sub->add_option("--weights", a->weights, "Text-model linear layers: auto (as stored), f16, bf16, or q8_0/q4_0 (quantized at load, int8 kernels); vision and projector stay 16-bit")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "f16", "bf16", "q8_0", "q4_0"}));
   sub->add_option("--json", a->json_out, "Also write the results as JSON to this file");
   AddReductionOptions(sub, a->reduction, /*with_method_and_budget=*/false);
   sub->callback([a, &exit_code] { exit_code = RunBench(*a); });

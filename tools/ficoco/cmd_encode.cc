@@ -14,7 +14,7 @@ namespace ficoco::cli {
 namespace {
 
 struct EncodeArgs {
-  std::string model, image, dump, compute = "bf16";
+  std::string model, mmproj, image, dump, compute = "bf16";
   bool json = false;
   int threads = 0;
 };
@@ -26,7 +26,8 @@ int RunEncode(const EncodeArgs& a) {
   lo.compute = ParseComputeType(a.compute);
   lo.load_text = false;
   Stopwatch sw;
-  auto model = LlavaModel::Load(a.model, lo);
+  auto model = LlavaModel::Load(a.model, a.mmproj, lo);
+  for (const std::string& note : model->load_notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
   const double load_s = sw.Seconds();
   sw.Restart();
   ImageU8 img = DecodeImageFile(a.image);
@@ -84,7 +85,8 @@ void AddEncodeCommand(CLI::App& app, int& exit_code) {
   CLI::App* sub = app.add_subcommand(
       "encode", "Encode one image: LLaVA-1.5 preprocessing, CLIP vision tower, projector. Prints the number of image "
                 "tokens and timings.");
-  sub->add_option("--model", args->model, "llava-hf model directory")->required();
+  sub->add_option("--model", args->model, "llava-hf model directory, or a llama.cpp GGUF text model (then also --mmproj)")->required();
+  sub->add_option("--mmproj", args->mmproj, "With a GGUF --model: the llama.cpp mmproj GGUF (CLIP vision tower + projector)");
   sub->add_option("--image", args->image, "PNG or JPEG image")->required();
   sub->add_option("--dump", args->dump,
                   "Write pixel_values, vision.selected and projector.image_features to this safetensors file "

@@ -22,7 +22,7 @@ namespace ficoco::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, image, prompt, prompt_template = "llava-1.5", tokenizer, dump, compute = "bf16", viz;
+  std::string model, mmproj, image, prompt, prompt_template = "llava-1.5", tokenizer, dump, compute = "bf16", viz, weights = "auto";
   ReductionArgs reduction;
   int max_tokens = 64, threads = 0, top_k = 0;
   float temperature = 0, top_p = 1, repeat_penalty = 1;
@@ -30,22 +30,16 @@ struct RunArgs {
   bool json = false;
 };
 
-std::string TokenizerPath(const RunArgs& a) {
-  if (!a.tokenizer.empty()) return a.tokenizer;
-  std::string p = a.model + "/tokenizer.model";
-  if (!std::filesystem::exists(p))
-    Fail("no tokenizer: ", p, " does not exist; pass --tokenizer FILE (a SentencePiece tokenizer.model)");
-  return p;
-}
-
 int RunRun(const RunArgs& a) {
   const int threads = SetThreads(a.threads);
   if (a.max_tokens < 1) Fail("--max-tokens must be at least 1, got ", a.max_tokens);
   LoadOptions lo;
   lo.compute = ParseComputeType(a.compute);
+  lo.weights = ParseWeightType(a.weights);
   Stopwatch sw;
-  auto model = LlavaModel::Load(a.model, lo);
-  Tokenizer tok = Tokenizer::FromFile(TokenizerPath(a));
+  auto model = LlavaModel::Load(a.model, a.mmproj, lo);
+  for (const std::string& note : model->load_notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  Tokenizer tok = model->LoadTokenizer(a.tokenizer);
   const double load_s = sw.Seconds();
   const LlavaConfig& cfg = model->config();
   if (tok.vocab_size() > cfg.text.vocab_size)
@@ -146,6 +140,7 @@ int RunRun(const RunArgs& a) {
       {"kv_cache_bytes", r.kv_cache_bytes},
       {"peak_rss_bytes", PeakRssBytes()},
       {"compute", ComputeTypeName(lo.compute)},
+      {"weights", DescribeTextWeights(model->text())},
       {"threads", threads},
   };
   const double overhead_s = trace.vision_seconds + trace.llm_seconds;
@@ -189,7 +184,8 @@ int RunRun(const RunArgs& a) {
 void AddRunCommand(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* sub = app.add_subcommand("run", "Answer a question about an image (or plain text) with LLaVA-1.5, streaming the answer.");
-  sub->add_option("--model", a->model, "llava-hf model directory")->required();
+  sub->add_option("--model", a->model, "llava-hf model directory, or a llama.cpp GGUF text model (then also --mmproj)")->required();
+  sub->add_option("--mmproj", a->mmproj, "With a GGUF --model: the llama.cpp mmproj GGUF (CLIP vision tower + projector)");
   sub->add_option("--image", a->image, "PNG or JPEG image (omit for a text-only prompt)");
   sub->add_option("--prompt", a->prompt, "The question (wrapped by --template)")->required();
   sub->add_option("--template", a->prompt_template,
@@ -197,7 +193,7 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
                   "<image> marking where the image goes (inserted at the start if absent)")
       ->capture_default_str()
       ->check(CLI::IsMember({"llava-1.5", "raw"}));
-  sub->add_option("--tokenizer", a->tokenizer, "SentencePiece tokenizer.model (default: MODEL/tokenizer.model)");
+  sub->add_option("--tokenizer", a->tokenizer, "SentencePiece tokenizer.model (default: MODEL/tokenizer.model, or a GGUF model's own vocabulary)");
   sub->add_option("--max-tokens", a->max_tokens, "Most new tokens to generate (stops earlier at EOS)")->capture_default_str();
   sub->add_option("--temperature", a->temperature, "0 = greedy; > 0 samples")->capture_default_str();
   sub->add_option("--top-k", a->top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str();
@@ -209,6 +205,9 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--compute", a->compute, "bf16 (fast) or f32 (reference parity) for the large products")
       ->capture_default_str()
       ->check(CLI::IsMember({"bf16", "f32"}));
+  sub->add_option("--weights", a->weights, "Text-model linear layers: auto (as stored), f16, bf16, or q8_0/q4_0 (quantized at load, int8 kernels); vision and projector stay 16-bit")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "f16", "bf16", "q8_0", "q4_0"}));
   AddReductionOptions(sub, a->reduction);
   sub->add_option("--viz", a->viz,
                   "Draw the image with the patches kept, merged (and where to) and pruned by --method to this PNG");

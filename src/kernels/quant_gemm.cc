@@ -1,0 +1,290 @@
+#include "kernels/quant_gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "base/error.h"
+#include "kernels/quant_gemv.h"
+#include "kernels/simd.h"
+#include "tensor/dtype.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define FICOCO_QGEMM_VNNI 1
+#endif
+
+namespace ficoco {
+namespace {
+
+constexpr int64_t kBlock = 32;
+// Register tile: MR activation rows x NG groups of 16 columns (MR*NG int32 and MR*NG fp32
+// accumulators, plus the unpacked weights, fit the 32 zmm registers). Overridable at
+// compile time for tuning experiments.
+#ifndef FICOCO_QGEMM_MR
+#define FICOCO_QGEMM_MR 4
+#endif
+#ifndef FICOCO_QGEMM_NG
+#define FICOCO_QGEMM_NG 2
+#endif
+constexpr int64_t kMaxRowTile = FICOCO_QGEMM_MR;  // activation rows per micro-kernel call
+constexpr int64_t kGroupTile = FICOCO_QGEMM_NG;   // column groups per micro-kernel call
+
+int64_t WeightBytesPerBlockGroup(GgmlType t) { return t == GgmlType::Q4_0 ? 4 * 64 : 8 * 64; }
+int32_t Offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
+
+// The activation rows of one call, quantized to blocks of 32.
+struct QuantRows {
+  std::vector<int8_t> q;      // [m, k]
+  std::vector<float> d;       // [m, nb] block scales
+  std::vector<int32_t> corr;  // [m, nb] -offset * sum of the block's q (accumulator start)
+};
+
+QuantRows QuantizeRows(const float* x, int64_t m, int64_t k, int32_t offset) {
+  const int64_t nb = k / kBlock;
+  QuantRows a;
+  a.q.resize(static_cast<size_t>(m * k));
+  a.d.resize(static_cast<size_t>(m * nb));
+  a.corr.resize(static_cast<size_t>(m * nb));
+#pragma omp parallel for schedule(static) if (m > 8)
+  for (int64_t i = 0; i < m; ++i) {
+    int8_t* q = a.q.data() + i * k;
+    QuantizeActivationRow(x + i * k, k, q, a.d.data() + i * nb);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t s = 0;
+      for (int64_t t = 0; t < kBlock; ++t) s += q[b * kBlock + t];
+      a.corr[static_cast<size_t>(i * nb + b)] = -offset * s;
+    }
+  }
+  return a;
+}
+
+void CheckCall(const char* fn, const QuantPackedWeight& w, int64_t m) {
+  if (w.empty()) Fail(fn, ": empty packed weight");
+  if (m < 0) Fail(fn, ": negative row count ", m);
+}
+
+#if defined(FICOCO_QGEMM_VNNI)
+inline __m512i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// y rows r0 .. r0+MR-1, column groups g0 .. g0+NG-1, over the whole k: integer block sums
+// with vpdpbusd (16 columns x 4 k-values per instruction), then per block
+// acc += float(sum) * d_x * d_w.
+template <int MR, int NG, bool kQ4>
+void MicroKernel(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t g0, int64_t m_stride,
+                 float* y, int64_t n_out, const float* bias) {
+  const int64_t nb = w.blocks_per_row(), k = w.k(), bgb = w.block_group_bytes();
+  constexpr int64_t wbytes = kQ4 ? 4 * 64 : 8 * 64;
+  const int8_t* xq[MR];
+  const float* dx[MR];
+  const int32_t* corr[MR];
+  for (int i = 0; i < MR; ++i) {
+    xq[i] = a.q.data() + (r0 + i) * k;
+    dx[i] = a.d.data() + (r0 + i) * nb;
+    corr[i] = a.corr.data() + (r0 + i) * nb;
+  }
+  const uint8_t* wg[NG];
+  for (int g = 0; g < NG; ++g) wg[g] = w.data() + (g0 + g) * nb * bgb;
+  __m512 facc[MR][NG];
+  for (int i = 0; i < MR; ++i)
+    for (int g = 0; g < NG; ++g) facc[i][g] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i acc[MR][NG];
+    for (int i = 0; i < MR; ++i)
+      for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_set1_epi32(corr[i][b]);
+    if constexpr (kQ4) {
+      for (int v = 0; v < 4; ++v) {
+        __m512i lo[NG], hi[NG];
+        for (int g = 0; g < NG; ++g) {
+          const __m512i raw = _mm512_load_si512(wg[g] + b * bgb + v * 64);
+          lo[g] = _mm512_and_si512(raw, low4);
+          hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m512i xl = Broadcast4(xq[i] + b * kBlock + 4 * v);
+          const __m512i xh = Broadcast4(xq[i] + b * kBlock + 16 + 4 * v);
+          for (int g = 0; g < NG; ++g) {
+            acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], lo[g], xl);
+            acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], hi[g], xh);
+          }
+        }
+      }
+    } else {
+      for (int v = 0; v < 8; ++v) {
+        __m512i wv[NG];
+        for (int g = 0; g < NG; ++g) wv[g] = _mm512_load_si512(wg[g] + b * bgb + v * 64);
+        for (int i = 0; i < MR; ++i) {
+          const __m512i xv = Broadcast4(xq[i] + b * kBlock + 4 * v);
+          for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], wv[g], xv);
+        }
+      }
+    }
+    for (int g = 0; g < NG; ++g) {
+      const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(wg[g] + b * bgb + wbytes));
+      for (int i = 0; i < MR; ++i) {
+        const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][g]), _mm512_set1_ps(dx[i][b]));
+        facc[i][g] = _mm512_fmadd_ps(s, dw, facc[i][g]);
+      }
+    }
+  }
+  for (int g = 0; g < NG; ++g) {
+    const int64_t c0 = (g0 + g) * kQuantGroup;
+    const int64_t cols = std::min<int64_t>(kQuantGroup, n_out - c0);
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + c0) : _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+      _mm512_mask_storeu_ps(y + (r0 + i) * m_stride + c0, mask, _mm512_add_ps(facc[i][g], bv));
+  }
+}
+
+template <bool kQ4, int NG>
+void RowTile(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t rows, int64_t g0, float* y,
+             const float* bias) {
+  const int64_t n = w.n_out();
+  switch (rows) {
+    case 1: return MicroKernel<1, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 2: return MicroKernel<2, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 3: return MicroKernel<3, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+#if FICOCO_QGEMM_MR > 4
+    case 4: return MicroKernel<4, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 5: return MicroKernel<5, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+#endif
+#if FICOCO_QGEMM_MR > 6
+    case 6: return MicroKernel<6, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 7: return MicroKernel<7, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+#endif
+    default: return MicroKernel<FICOCO_QGEMM_MR, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+  }
+}
+
+template <bool kQ4>
+void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
+  const int64_t groups = w.groups();
+  // Column panels sized so one panel of packed weights (~256 KiB) stays in L2 while
+  // every row tile passes over it; at least 2 groups so the paired kernel is used.
+  const int64_t group_bytes = w.blocks_per_row() * w.block_group_bytes();
+  int64_t panel = std::max<int64_t>(kGroupTile, (256 << 10) / group_bytes);
+  panel -= panel % kGroupTile;
+  const int64_t panels = (groups + panel - 1) / panel;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t g_begin = p * panel, g_end = std::min(groups, g_begin + panel);
+    for (int64_t r0 = 0; r0 < m; r0 += kMaxRowTile) {
+      const int64_t rows = std::min(kMaxRowTile, m - r0);
+      int64_t g = g_begin;
+      for (; g + kGroupTile <= g_end; g += kGroupTile) RowTile<kQ4, kGroupTile>(w, a, r0, rows, g, y, bias);
+      for (; g < g_end; ++g) RowTile<kQ4, 1>(w, a, r0, rows, g, y, bias);
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+int64_t QuantPackedWeight::block_group_bytes() const { return WeightBytesPerBlockGroup(type_) + kQuantGroup * 4; }
+
+bool QuantGemmSupports(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+
+const char* QuantGemmPath() {
+#if defined(FICOCO_QGEMM_VNNI)
+  return "avx512-vnni";
+#else
+  return "scalar";
+#endif
+}
+
+QuantPackedWeight PackQuantWeight(GgmlType type, const void* ggml_blocks, int64_t n_out, int64_t k) {
+  if (!QuantGemmSupports(type)) Fail("PackQuantWeight: unsupported weight type ", GgmlTypeName(type), " (Q8_0 or Q4_0)");
+  if (k <= 0 || k % kBlock != 0) Fail("PackQuantWeight: k = ", k, " is not a positive multiple of 32");
+  if (n_out < 1) Fail("PackQuantWeight: n_out = ", n_out, " (must be at least 1)");
+  if (ggml_blocks == nullptr) Fail("PackQuantWeight: null block pointer");
+  QuantPackedWeight w;
+  w.type_ = type;
+  w.n_out_ = n_out;
+  w.k_ = k;
+  const int64_t nb = k / kBlock, bgb = w.block_group_bytes(), groups = w.groups();
+  const bool q4 = type == GgmlType::Q4_0;
+  const int64_t src_block = q4 ? 18 : 34, wbytes = WeightBytesPerBlockGroup(type);
+  w.nbytes_ = static_cast<size_t>(groups * nb * bgb);
+  uint8_t* buf = new (std::align_val_t(64)) uint8_t[w.nbytes_];
+  w.data_ = std::shared_ptr<uint8_t>(buf, [](uint8_t* p) { ::operator delete[](p, std::align_val_t(64)); });
+  const auto* src = static_cast<const uint8_t*>(ggml_blocks);
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* dst = buf + (g * nb + b) * bgb;
+      std::memset(dst, 0, static_cast<size_t>(bgb));
+      auto* scales = reinterpret_cast<float*>(dst + wbytes);
+      for (int64_t c = 0; c < kQuantGroup; ++c) {
+        const int64_t j = g * kQuantGroup + c;
+        if (j >= n_out) break;
+        const uint8_t* blk = src + (j * nb + b) * src_block;
+        uint16_t h;
+        std::memcpy(&h, blk, 2);
+        scales[c] = F16ToF32(h);
+        if (q4) {
+          for (int v = 0; v < 4; ++v) std::memcpy(dst + v * 64 + c * 4, blk + 2 + 4 * v, 4);
+        } else {
+          for (int v = 0; v < 8; ++v)
+            for (int t = 0; t < 4; ++t) dst[v * 64 + c * 4 + t] = blk[2 + 4 * v + t] ^ 0x80;
+        }
+      }
+    }
+  }
+  return w;
+}
+
+void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias) {
+  CheckCall("QuantGemmScalar", w, m);
+  const bool q4 = w.type() == GgmlType::Q4_0;
+  const int64_t k = w.k(), nb = w.blocks_per_row(), bgb = w.block_group_bytes(), n = w.n_out();
+  const int64_t wbytes = WeightBytesPerBlockGroup(w.type());
+  const QuantRows a = QuantizeRows(x, m, k, Offset(w.type()));
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t g = j / kQuantGroup, c = j % kQuantGroup;
+    for (int64_t i = 0; i < m; ++i) {
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = w.data() + (g * nb + b) * bgb;
+        const int8_t* xq = a.q.data() + i * k + b * kBlock;
+        int32_t s = a.corr[static_cast<size_t>(i * nb + b)];
+        for (int64_t e = 0; e < kBlock; ++e) {
+          int32_t u;
+          if (q4) {
+            const int64_t v = (e % 16) / 4, t = e % 4;
+            const uint8_t byte = blk[v * 64 + c * 4 + t];
+            u = e < 16 ? (byte & 15) : (byte >> 4);
+          } else {
+            u = blk[(e / 4) * 64 + c * 4 + e % 4];
+          }
+          s += u * xq[e];
+        }
+        float dw;
+        std::memcpy(&dw, blk + wbytes + c * 4, 4);
+        acc += static_cast<float>(s) * a.d[static_cast<size_t>(i * nb + b)] * dw;
+      }
+      y[i * n + j] = acc + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
+
+void QuantGemm(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias) {
+#if defined(FICOCO_QGEMM_VNNI)
+  CheckCall("QuantGemm", w, m);
+  if (m == 0) return;
+  const QuantRows a = QuantizeRows(x, m, w.k(), Offset(w.type()));
+  if (w.type() == GgmlType::Q4_0)
+    GemmVnni<true>(w, a, m, y, bias);
+  else
+    GemmVnni<false>(w, a, m, y, bias);
+#else
+  QuantGemmScalar(w, x, m, y, bias);
+#endif
+}
+
+}  // namespace ficoco

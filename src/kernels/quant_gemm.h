@@ -1,0 +1,73 @@
+// Products with ggml-quantized weights (Q8_0 / Q4_0) for any number of activation rows:
+// prefill (hundreds of image tokens) and decode (one row) alike.
+//
+// The weight is repacked once at load from ggml's row-of-blocks layout into column groups
+// of 16 output rows, so that one 512-bit vector holds 4 consecutive k-values of each of
+// the 16 columns: exactly the operand shape of AVX512-VNNI's vpdpbusd, which then adds
+// 16 columns x 4 products per instruction against 4 activation bytes broadcast from
+// memory. Per group and block of 32 k-values the layout is
+//   Q4_0: 4 vectors of 64 bytes; byte 4c + t of vector v holds column c's stored nibbles
+//         for elements 4v + t (low nibble) and 16 + 4v + t (high nibble) -- the ggml
+//         nibble order, so repacking copies 4-byte pieces;
+//   Q8_0: 8 vectors of 64 bytes; byte 4c + t of vector v is q(c, 4v + t) XOR 0x80, i.e.
+//         the signed value plus 128 as an unsigned byte;
+//   then 16 float32 weight scales d (one per column).
+// vpdpbusd multiplies unsigned by signed bytes, so weights are stored unsigned with an
+// offset (8 for Q4_0, 128 for Q8_0) and the offset times the activation block's sum is
+// subtracted through the accumulator's starting value (one integer per row and block).
+// Activations are quantized per row to blocks of 32 exactly as QuantGemv does
+// (QuantizeActivationRow), so both compute the same integer block sums.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tensor/ggml_type.h"
+
+namespace ficoco {
+
+inline constexpr int64_t kQuantGroup = 16;  // output columns per packed group
+
+class QuantPackedWeight {
+ public:
+  QuantPackedWeight() = default;
+  GgmlType type() const { return type_; }
+  int64_t n_out() const { return n_out_; }
+  int64_t k() const { return k_; }
+  int64_t groups() const { return (n_out_ + kQuantGroup - 1) / kQuantGroup; }
+  int64_t blocks_per_row() const { return k_ / 32; }
+  // Bytes of one group for one block of 32 k-values (weights then scales).
+  int64_t block_group_bytes() const;
+  const uint8_t* data() const { return data_.get(); }
+  size_t nbytes() const { return nbytes_; }
+  bool empty() const { return !data_; }
+
+ private:
+  friend QuantPackedWeight PackQuantWeight(GgmlType, const void*, int64_t, int64_t);
+  GgmlType type_ = GgmlType::F32;
+  int64_t n_out_ = 0, k_ = 0;
+  size_t nbytes_ = 0;
+  std::shared_ptr<uint8_t> data_;  // 64-byte aligned, shared by copies (read-only)
+};
+
+// True for Q8_0 and Q4_0.
+bool QuantGemmSupports(GgmlType type);
+
+// Repacks n_out rows of k/32 ggml blocks (rows contiguous) into the layout above; the
+// missing columns of the last group are zero. Error for another type, k not a positive
+// multiple of 32 or n_out < 1.
+QuantPackedWeight PackQuantWeight(GgmlType type, const void* ggml_blocks, int64_t n_out, int64_t k);
+
+// y[m, n_out] = x[m, k] * W^T (+ bias[n_out] when not null). Row tiles of up to 4
+// activation rows against pairs of column groups, OpenMP over column panels sized to
+// stay in L2. AVX512-VNNI when compiled for it, else QuantGemmScalar.
+void QuantGemm(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias = nullptr);
+
+// The same product through portable scalar code on the packed layout (tests, fallback).
+void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, float* y,
+                     const float* bias = nullptr);
+
+// "avx512-vnni" or "scalar": the path QuantGemm was compiled with.
+const char* QuantGemmPath();
+
+}  // namespace ficoco

@@ -1,0 +1,342 @@
+// QuantGemm (packed Q8_0 / Q4_0 weights, any row count) and the quantized LinearWeight.
+// References, in double precision:
+//  * tight: Dequantize(W) times the SAME 8-bit activations (QuantizeActivationRow). Block
+//    sums are exact integers in both, so only the fp32 scaling and the fp32 sum over
+//    k/32 blocks round: error <= 1e-5 * sum |w * xq| (see quant_gemv_test.cc);
+//  * QuantGemvScalar on the original ggml blocks (same integer sums): the same bound twice.
+// Shapes are odd on purpose: M = 1..130 (row tiles of 4 plus every tail), n_out not a
+// multiple of the 16-column group nor of the 2-group pair, k = 32 (one block) to 4096.
+#include "kernels/quant_gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "engine/generate.h"
+#include "engine/llava_model.h"
+#include "image/image.h"
+#include "kernels/gemm.h"
+#include "kernels/quant_gemv.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+#include "test_support.h"
+
+namespace ficoco {
+namespace {
+
+using GemmFn = void (*)(const QuantPackedWeight&, const float*, int64_t, float*, const float*);
+struct Path {
+  const char* name;
+  GemmFn fn;
+};
+const Path kPaths[] = {{"dispatched", QuantGemm}, {"scalar", QuantGemmScalar}};
+
+std::vector<uint8_t> Half(float v) {
+  const uint16_t h = F32ToF16(v);
+  return {static_cast<uint8_t>(h & 0xFF), static_cast<uint8_t>(h >> 8)};
+}
+
+TEST(QuantGemm, HandComputedQ4_0) {
+  // Row 0: d = 0.25, qs = 0x9F: elements 0..15 code 15 (value 7d), 16..31 code 9 (1d).
+  // Row 1: d = 0.5, all codes 8 except element 3 (low nibble of qs[3] = 12: value +4d = 2).
+  std::vector<uint8_t> w = Half(0.25f);
+  w.insert(w.end(), 16, 0x9F);
+  std::vector<uint8_t> r1 = Half(0.5f);
+  r1.insert(r1.end(), 16, 0x88);
+  r1[2 + 3] = 0x8C;
+  w.insert(w.end(), r1.begin(), r1.end());
+  std::vector<float> x(32, 1.0f);  // x = +1 on 0..15, -1 on 16..31; x[3] = 1 -> y1 = 2
+  std::fill(x.begin() + 16, x.end(), -1.0f);
+  const QuantPackedWeight pw = PackQuantWeight(GgmlType::Q4_0, w.data(), 2, 32);
+  const float bias[2] = {0.5f, -1.0f};
+  for (const Path& p : kPaths) {
+    float y[2] = {};
+    p.fn(pw, x.data(), 1, y, bias);
+    EXPECT_NEAR(y[0], 0.25f * (16 * 7 - 16 * 1) + 0.5f, 1e-4f) << p.name;
+    EXPECT_NEAR(y[1], 2.0f - 1.0f, 1e-4f) << p.name;
+  }
+}
+
+TEST(QuantGemm, HandComputedQ8_0) {
+  // d = 0.5, q = -3 on even elements and +5 on odd ones; x = 2 everywhere (exact on the
+  // 8-bit grid): y = 0.5 * 2 * 16 * (5 - 3) = 32.
+  std::vector<uint8_t> w = Half(0.5f);
+  for (int i = 0; i < 32; ++i) w.push_back(static_cast<uint8_t>(static_cast<int8_t>(i % 2 ? 5 : -3)));
+  std::vector<float> x(32, 2.0f);
+  const QuantPackedWeight pw = PackQuantWeight(GgmlType::Q8_0, w.data(), 1, 32);
+  for (const Path& p : kPaths) {
+    float y = 0;
+    p.fn(pw, x.data(), 1, &y, nullptr);
+    EXPECT_NEAR(y, 32.0f, 1e-4f) << p.name;
+  }
+}
+
+struct Problem {
+  std::vector<uint8_t> blocks;  // ggml layout
+  std::vector<float> x, tight, tol;
+};
+
+Problem MakeProblem(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> wd(0, 0.02f), xd(0, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(n * k));
+  for (float& v : wf) v = wd(g);
+  Problem p;
+  p.blocks.resize(QuantRowBytes(type, k) * static_cast<size_t>(n));
+  Quantize(type, wf.data(), p.blocks.data(), n * k);
+  std::vector<float> wdq(wf.size());
+  Dequantize(type, p.blocks.data(), wdq.data(), n * k);
+  p.x.resize(static_cast<size_t>(m * k));
+  for (float& v : p.x) v = xd(g);
+  for (size_t i = 5; i < p.x.size(); i += 97) p.x[i] *= 20;  // outliers: coarse blocks
+  std::fill(p.x.begin(), p.x.begin() + 32, 0.0f);            // a zero block (scale 0)
+  const int64_t nb = k / 32;
+  std::vector<int8_t> xq(p.x.size());
+  std::vector<float> dx(static_cast<size_t>(m * nb));
+  for (int64_t i = 0; i < m; ++i) QuantizeActivationRow(p.x.data() + i * k, k, xq.data() + i * k, dx.data() + i * nb);
+  p.tight.resize(static_cast<size_t>(m * n));
+  p.tol.resize(p.tight.size());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0, a = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        const double v = static_cast<double>(wdq[j * k + t]) * dx[i * nb + t / 32] * xq[i * k + t];
+        s += v;
+        a += std::fabs(v);
+      }
+      p.tight[i * n + j] = static_cast<float>(s);
+      p.tol[i * n + j] = static_cast<float>(1e-5 * a + 1e-30);
+    }
+  return p;
+}
+
+void CheckShape(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
+  const Problem p = MakeProblem(type, n, k, m, seed);
+  const QuantPackedWeight pw = PackQuantWeight(type, p.blocks.data(), n, k);
+  std::vector<float> gemv(p.tight.size());
+  QuantGemvScalar(type, p.blocks.data(), n, k, p.x.data(), m, gemv.data());
+  for (const Path& path : kPaths) {
+    std::vector<float> y(p.tight.size(), NAN);
+    path.fn(pw, p.x.data(), m, y.data(), nullptr);
+    for (size_t o = 0; o < y.size(); ++o) {
+      const std::string where = std::string(path.name) + " " + GgmlTypeName(type) + " n=" + std::to_string(n) +
+                                " k=" + std::to_string(k) + " m=" + std::to_string(m) + " out " + std::to_string(o);
+      ASSERT_LE(std::fabs(y[o] - p.tight[o]), p.tol[o]) << where;
+      ASSERT_LE(std::fabs(y[o] - gemv[o]), 2 * p.tol[o]) << where;
+    }
+  }
+}
+
+TEST(QuantGemm, OddShapesAgainstReferences) {
+  uint32_t seed = 1;
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 9, 13, 33, 130})
+      for (int64_t n : {1, 17, 50}) CheckShape(t, n, 96, m, seed++);
+    for (int64_t m : {1, 5, 130}) CheckShape(t, 37, 32, m, seed++);
+  }
+}
+
+TEST(QuantGemm, LargeK) {
+  CheckShape(GgmlType::Q4_0, 100, 4096, 11, 200);
+  CheckShape(GgmlType::Q8_0, 70, 4096, 6, 201);
+}
+
+// Long odd k (130 blocks) with a large bias: the bias is added exactly once.
+TEST(QuantGemm, LongKWithBias) {
+  const int64_t n = 45, k = 32 * 130, m = 6;
+  const Problem p = MakeProblem(GgmlType::Q4_0, n, k, m, 400);
+  const QuantPackedWeight pw = PackQuantWeight(GgmlType::Q4_0, p.blocks.data(), n, k);
+  std::vector<float> bias(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) bias[static_cast<size_t>(j)] = 100.0f + static_cast<float>(j);
+  std::vector<float> y(p.tight.size(), NAN), ys(p.tight.size(), NAN);
+  QuantGemm(pw, p.x.data(), m, y.data(), bias.data());
+  QuantGemmScalar(pw, p.x.data(), m, ys.data(), bias.data());
+  for (size_t o = 0; o < y.size(); ++o) {
+    const float b = bias[o % static_cast<size_t>(n)];
+    ASSERT_LE(std::fabs(y[o] - (p.tight[o] + b)), p.tol[o] + 1e-4f) << o;
+    ASSERT_LE(std::fabs(ys[o] - (p.tight[o] + b)), p.tol[o] + 1e-4f) << o;
+  }
+}
+
+// Several column panels (OpenMP work items) and a partial last group.
+TEST(QuantGemm, ManyPanels) { CheckShape(GgmlType::Q4_0, 16 * 40 + 3, 1024, 9, 300); }
+
+TEST(QuantGemm, LinearWeightBothConstructorsAndBias) {
+  const int64_t n = 23, k = 64, m = 7;
+  std::mt19937 g(5);
+  std::normal_distribution<float> d(0, 0.05f);
+  std::vector<uint16_t> wf16(static_cast<size_t>(n * k));
+  std::vector<float> wf(wf16.size());
+  for (size_t i = 0; i < wf.size(); ++i) {
+    wf16[i] = F32ToF16(d(g));
+    wf[i] = F16ToF32(wf16[i]);
+  }
+  std::vector<float> bias(static_cast<size_t>(n));
+  for (float& b : bias) b = d(g) * 10;
+  const TensorView wv{"layer.weight", DType::F16, {n, k}, wf16.data()};
+  const TensorView bv{"layer.bias", DType::F32, {n}, bias.data()};
+  Matrix x(m, k);
+  for (int64_t i = 0; i < m * k; ++i) x.data()[i] = d(g) * 20;
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    std::vector<uint8_t> blocks(QuantRowBytes(t, k) * n);
+    Quantize(t, wf.data(), blocks.data(), n * k);
+    const LinearWeight from_float(wv, &bv, t);
+    const LinearWeight from_blocks(t, blocks.data(), n, k, &bv, "layer.weight");
+    EXPECT_TRUE(from_float.quantized());
+    EXPECT_EQ(from_float.quant_type(), t);
+    EXPECT_EQ(from_float.out_features(), n);
+    EXPECT_EQ(from_float.in_features(), k);
+    EXPECT_TRUE(from_blocks.converted());
+    // The same blocks either way: identical packed bytes.
+    ASSERT_EQ(from_float.packed().nbytes(), from_blocks.packed().nbytes());
+    EXPECT_EQ(std::memcmp(from_float.packed().data(), from_blocks.packed().data(), from_float.packed().nbytes()), 0);
+    GemmContext ctx(ComputeType::BF16);
+    for (int64_t rows : {int64_t{1}, m}) {  // the decode and the prefill dispatch
+      Matrix xs(rows, k);
+      std::memcpy(xs.data(), x.data(), sizeof(float) * rows * k);
+      Matrix y, ref;
+      ctx.Linear(xs, from_blocks, y);
+      ref.Resize(rows, n);
+      QuantGemmScalar(from_blocks.packed(), xs.data(), rows, ref.data(), bias.data());
+      ASSERT_EQ(y.rows(), rows);
+      ASSERT_EQ(y.cols(), n);
+      // Against the float weight: quantization error only (loose, relative to |y|).
+      for (int64_t i = 0; i < rows * n; ++i) {
+        EXPECT_NEAR(y.data()[i], ref.data()[i], 1e-4f * (1 + std::fabs(ref.data()[i]))) << GgmlTypeName(t);
+        double exact = bias[static_cast<size_t>(i % n)];
+        for (int64_t c = 0; c < k; ++c) exact += static_cast<double>(xs.data()[i / n * k + c]) * wf[(i % n) * k + c];
+        EXPECT_NEAR(y.data()[i], exact, t == GgmlType::Q8_0 ? 0.05 : 0.3) << GgmlTypeName(t) << " out " << i;
+      }
+    }
+  }
+}
+
+TEST(QuantGemm, Errors) {
+  std::vector<uint8_t> blocks(34 * 4, 0);
+  EXPECT_TRUE(QuantGemmSupports(GgmlType::Q8_0));
+  EXPECT_FALSE(QuantGemmSupports(GgmlType::Q4_1));
+  EXPECT_THROW(PackQuantWeight(GgmlType::Q4_1, blocks.data(), 1, 32), Error);
+  EXPECT_THROW(PackQuantWeight(GgmlType::Q8_0, blocks.data(), 1, 48), Error);
+  EXPECT_THROW(PackQuantWeight(GgmlType::Q8_0, blocks.data(), 0, 32), Error);
+  EXPECT_THROW(PackQuantWeight(GgmlType::Q8_0, nullptr, 1, 32), Error);
+  std::vector<float> y(4), x(64);
+  EXPECT_THROW(QuantGemm(QuantPackedWeight(), x.data(), 1, y.data()), Error);
+  std::vector<uint16_t> w(2 * 40, 0);
+  const TensorView odd{"model.odd.weight", DType::F16, {2, 40}, w.data()};
+  try {
+    LinearWeight lw(odd, nullptr, GgmlType::Q8_0);
+    FAIL() << "k = 40 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.odd.weight"), std::string::npos) << e.what();
+  }
+  try {
+    LinearWeight lw(GgmlType::Q5_K, blocks.data(), 1, 256, nullptr, "blk.0.ffn_up.weight");
+    FAIL() << "Q5_K accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q5_K"), std::string::npos) << e.what();
+  }
+  std::vector<float> b3(3);
+  const TensorView bad_bias{"layer.bias", DType::F32, {3}, b3.data()};
+  EXPECT_THROW(LinearWeight(GgmlType::Q8_0, blocks.data(), 2, 32, &bad_bias, "layer.weight"), Error);
+}
+
+TEST(QuantGemm, ReportsPath) {
+  const std::string path = QuantGemmPath();
+  EXPECT_TRUE(path == "avx512-vnni" || path == "scalar") << path;
+  std::printf("QuantGemm path: %s\n", path.c_str());
+}
+
+
+// The llava-tiny fixture with its text linears quantized at load, against the f32 path
+// (same image features, fp32 compute elsewhere). Its down_proj has k = 172 (not a multiple
+// of 32) and stays F16. The fixture's random weights make it sensitive (4 layers of width 64,
+// last-position logits up to ~9.3): measured max |diff| of those logits is 0.15 for Q8_0 and
+// 2.2 for Q4_0. The bounds below leave 2x / 1.4x margin; a layout or scale bug gives errors of
+// the logits' own size. Greedy: all 8 tokens agree for Q8_0, the first 4 for Q4_0.
+struct TinyRun {
+  std::vector<float> logits;
+  std::vector<int> ids;
+  std::string weights;
+};
+
+TinyRun RunTiny(WeightType weights) {
+  const std::string dir = test::LlavaTinyDir();
+  LoadOptions lo;
+  lo.compute = ComputeType::F32;
+  lo.weights = weights;
+  auto model = LlavaModel::Load(dir, lo);
+  GemmContext gemm(ComputeType::F32);
+  EncodedImage enc = model->EncodeImage(gemm, DecodeImageFile(dir + "/images/grace_hopper.png"));
+  GenerateRequest req;
+  req.prompt_ids = {1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 297, 278, 7623, 29973, 319, 1799, 9047, 13566, 29901};
+  req.image_features = &enc.image_features;
+  req.max_new_tokens = 8;
+  GenerateResult r = Generate(gemm, *model, req);
+  return {r.logits_last, r.new_ids, DescribeTextWeights(model->text())};
+}
+
+TEST(QuantizedTinyModel, LogitsCloseAndGreedyTokensAgree) {
+  const TinyRun ref = RunTiny(WeightType::Checkpoint);
+  EXPECT_EQ(ref.weights, "f16");
+  const TinyRun q8 = RunTiny(WeightType::Q8_0);
+  const TinyRun q4 = RunTiny(WeightType::Q4_0);
+  EXPECT_EQ(q8.weights, "mixed: q8_0 + f16");
+  EXPECT_EQ(q4.weights, "mixed: q4_0 + f16");
+  ASSERT_EQ(q8.logits.size(), ref.logits.size());
+  const float d8 = test::MaxAbsDiff(q8.logits.data(), ref.logits.data(), static_cast<int64_t>(ref.logits.size()));
+  const float d4 = test::MaxAbsDiff(q4.logits.data(), ref.logits.data(), static_cast<int64_t>(ref.logits.size()));
+  float amax = 0;
+  for (float v : ref.logits) amax = std::max(amax, std::fabs(v));
+  std::printf("llava-tiny last-position logits (max |logit| %.3g), max |diff| vs f32 path: q8_0 %.4g, q4_0 %.4g\n",
+              amax, d8, d4);
+  EXPECT_GT(d8, 0.0f);  // really quantized
+  EXPECT_LE(d8, 0.3f);
+  EXPECT_LE(d4, 3.0f);
+  EXPECT_LT(5 * d8, d4);  // 8-bit weights clearly closer than 4-bit ones
+  EXPECT_EQ(q8.ids, ref.ids);
+  ASSERT_EQ(q4.ids.size(), 8u);
+  EXPECT_EQ(std::vector<int>(q4.ids.begin(), q4.ids.begin() + 4), std::vector<int>(ref.ids.begin(), ref.ids.begin() + 4));
+}
+
+// --weights bf16 under --compute f32: every text linear (down_proj included: no block
+// constraint) is held as bf16, so the logits move, by less than with Q8_0.
+TEST(QuantizedTinyModel, SixteenBitWeights) {
+  const TinyRun ref = RunTiny(WeightType::Checkpoint);
+  const TinyRun bf = RunTiny(WeightType::BF16);
+  const TinyRun f16 = RunTiny(WeightType::F16);
+  EXPECT_EQ(bf.weights, "bf16");
+  EXPECT_EQ(f16.weights, "f16");
+  EXPECT_EQ(f16.logits, ref.logits);  // the fixture is stored F16: nothing changes
+  const float d = test::MaxAbsDiff(bf.logits.data(), ref.logits.data(), static_cast<int64_t>(ref.logits.size()));
+  EXPECT_GT(d, 0.0f);
+  EXPECT_LE(d, 0.3f);
+  EXPECT_EQ(bf.ids, ref.ids);
+}
+
+TEST(QuantizedTinyModel, WeightTypeNames) {
+  EXPECT_EQ(ParseWeightType("auto"), WeightType::Checkpoint);
+  EXPECT_EQ(ParseWeightType("q4_0"), WeightType::Q4_0);
+  EXPECT_STREQ(WeightTypeName(WeightType::Q8_0), "q8_0");
+  test::ExpectError([] { ParseWeightType("q5_k"); }, {"q5_k", "q8_0"});
+}
+
+TEST(QuantizedTinyModel, RunJsonReportsWeights) {
+  const std::string dir = test::LlavaTinyDir();
+  const test::CommandResult r =
+      test::RunCommand(test::CliPath() + " run --model " + dir + " --image " + dir + "/images/grace_hopper.png" +
+                       " --prompt 'What is in the picture?' --tokenizer " + test::LlamaTokenizerDir() +
+                       "/tokenizer.model --max-tokens 2 --weights q8_0 --json");
+  // Default --compute bf16: the unblockable down_proj is held as bf16.
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"weights\": \"mixed: q8_0 + bf16\""), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace ficoco
