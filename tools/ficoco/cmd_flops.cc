@@ -73,9 +73,16 @@ void PrintTable(const std::string& model, const std::string& method, const Llava
                   static_cast<long long>(flow.llm[l].mlp), static_cast<long long>(flow.llm_visual[l]), s.llm[l]);
     std::printf("\n");
   }
-  std::printf("\nLLM prefill   %.3f TFLOPs  (LLM-Viewer count; the paper's \"TFLOPs\")\n", cost.llm_prefill_flops / 1e12);
-  std::printf("vision tower  %.3f TFLOPs  (patch embedding + CLIP layers run)\n", cost.vision_flops / 1e12);
-  std::printf("projector     %.3f TFLOPs\n", cost.projector_flops / 1e12);
+  // Three decimals as the paper prints them; small models (the bundled MiniLLaVA needs
+  // ~1e-4 TFLOPs) get three significant digits instead of "0.000".
+  auto tflops = [](double flops) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, flops >= 1e10 ? "%.3f" : "%.3g", flops / 1e12);
+    return std::string(buf);
+  };
+  std::printf("\nLLM prefill   %s TFLOPs  (LLM-Viewer count; the paper's \"TFLOPs\")\n", tflops(cost.llm_prefill_flops).c_str());
+  std::printf("vision tower  %s TFLOPs  (patch embedding + CLIP layers run)\n", tflops(cost.vision_flops).c_str());
+  std::printf("projector     %s TFLOPs\n", tflops(cost.projector_flops).c_str());
   std::printf("KV cache      %.1f MB fp16  (%lld bytes, 1 MB = 1e6 B)\n", static_cast<double>(cost.kv_cache_bytes) / 1e6,
               static_cast<long long>(cost.kv_cache_bytes));
 }

@@ -11,8 +11,16 @@ void AddMakeRandomCommand(CLI::App& app, int& exit_code);
 void AddRunCommand(CLI::App& app, int& exit_code);
 void AddMethodsCommand(CLI::App& app, int& exit_code);
 void AddBenchCommand(CLI::App& app, int& exit_code);
+void AddQuantizeCommand(CLI::App& app, int& exit_code);
+void AddEvalCommand(CLI::App& app, int& exit_code);
+void AddEvalMergeCommand(CLI::App& app, int& exit_code);
+void AddEvalReportCommand(CLI::App& app, int& exit_code);
+void AddEvalScoreCommand(CLI::App& app, int& exit_code);
+void AddEvalImagesCommand(CLI::App& app, int& exit_code);
 
 // Applies --threads (0 = all cores) to OpenMP and oneDNN; returns the count used.
 int SetThreads(int requested);
+// Restarts the process with OMP_WAIT_POLICY=PASSIVE unless the user set it (see threads.cc).
+void PreferPassiveOmpWaiting(char** argv);
 
 }  // namespace ficoco::cli

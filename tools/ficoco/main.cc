@@ -6,10 +6,11 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
+  ficoco::cli::PreferPassiveOmpWaiting(argv);
   CLI::App app{
       "ficoco: LLaVA-1.5 on the CPU, with filter-correlate-compress visual token reduction.\n"
       "Models are llava-hf checkpoint directories (config.json, preprocessor_config.json,\n"
-      "safetensors weights, optionally sharded)."};
+      "safetensors weights, optionally sharded) or llama.cpp GGUF pairs (--model X.gguf --mmproj Y.gguf)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ficoco 0.1.0");
   int exit_code = 0;
@@ -19,6 +20,12 @@ int main(int argc, char** argv) {
   ficoco::cli::AddMethodsCommand(app, exit_code);
   ficoco::cli::AddBenchCommand(app, exit_code);
   ficoco::cli::AddMakeRandomCommand(app, exit_code);
+  ficoco::cli::AddQuantizeCommand(app, exit_code);
+  ficoco::cli::AddEvalCommand(app, exit_code);
+  ficoco::cli::AddEvalMergeCommand(app, exit_code);
+  ficoco::cli::AddEvalReportCommand(app, exit_code);
+  ficoco::cli::AddEvalScoreCommand(app, exit_code);
+  ficoco::cli::AddEvalImagesCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
