@@ -66,9 +66,12 @@ INSTANTIATE_TEST_SUITE_P(AllDtypes, LinearTest,
                                             ::testing::Values(ComputeType::F32, ComputeType::BF16),
                                             ::testing::Values(1, 3, 37)));
 
-TEST(Attention, MatchesNaiveSoftmaxWithCausalMaskAndGqa) {
+// tq 1 and 3 take the in-place path for few query rows (decode), 9 the batched one.
+class AttentionRows : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(AttentionRows, MatchesNaiveSoftmaxWithCausalMaskAndGqa) {
   const int h = 4, hkv = 2, d = 8;
-  const int64_t tq = 3, tk = 7, offset = 4;
+  const int64_t tq = GetParam(), tk = 7 + tq, offset = 4;
   Matrix q = RandomMatrix(tq, h * d, 5), k = RandomMatrix(tk, hkv * d, 6), v = RandomMatrix(tk, hkv * d, 7);
   GemmContext gemm(ComputeType::F32);
   Matrix out;
@@ -93,6 +96,26 @@ TEST(Attention, MatchesNaiveSoftmaxWithCausalMaskAndGqa) {
       }
     }
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(FewAndManyQueries, AttentionRows, ::testing::Values(1, 3, 9));
+
+// The decode path and the batched path (forced by asking for the probabilities) agree,
+// key bias included.
+TEST(Attention, InPlaceDecodePathEqualsBatchedPath) {
+  const int h = 4, hkv = 4, d = 16;
+  const int64_t tk = 300;
+  Matrix q = RandomMatrix(2, h * d, 11), k = RandomMatrix(tk, hkv * d, 12), v = RandomMatrix(tk, hkv * d, 13);
+  std::vector<float> bias(static_cast<size_t>(tk));
+  for (int64_t j = 0; j < tk; ++j) bias[static_cast<size_t>(j)] = std::log(1.0f + static_cast<float>(j % 5));
+  GemmContext gemm(ComputeType::F32);
+  AttentionMask mask{true, tk - 2, &bias};
+  Matrix fast, batched;
+  std::vector<float> probs;
+  MultiHeadAttention(gemm, q, k, v, {h, hkv, d}, mask, fast);
+  MultiHeadAttention(gemm, q, k, v, {h, hkv, d}, mask, batched, &probs);
+  ASSERT_EQ(fast.rows(), 2);
+  EXPECT_LE(test::MaxAbsDiff(fast.data(), batched.data(), fast.rows() * fast.cols()), 1e-5f);
 }
 
 TEST(AttentionSignals, HeadMeanLogitIsFullWidthDotOverHSqrtD) {
