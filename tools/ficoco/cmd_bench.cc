@@ -93,7 +93,7 @@ int RunBench(const BenchArgs& a) {
         continue;
       }
       const PipelineResult& r = c.runs.back();
-      std::fprintf(stderr, "round %d  %-10s keep %4lld: encode %.2f s, prefill %.2f s, first token %.2f s, total %.2f s\n",
+      std::fprintf(stderr, "round %d  %-10s keep %4lld: encode %.3g s, prefill %.3g s, first token %.3g s, total %.3g s\n",
                    round + 1, c.method.c_str(), static_cast<long long>(c.keep), r.encode_s, r.generated.prefill_s,
                    r.first_token_s, r.total_s);
     }
@@ -157,15 +157,16 @@ int RunBench(const BenchArgs& a) {
     out.push_back(j);
     char line[512];
     std::snprintf(line, sizeof line,
-                  "| %s | %lld | %lld | %.1f | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.0f%% | %.2f%% |\n",
+                  "| %s | %lld | %lld | %.1f | %.4g | %.4g | %.4g | %.4g | %.4g | %.4g | %.2fx | %.2fx | %.0f%% | %.2f%% |\n",
                   c.method.c_str(), static_cast<long long>(c.keep), static_cast<long long>(r0.flow.image_tokens),
                   r0.flow.mean_llm_visual(), r0.cost.llm_prefill_flops / 1e12, flops_of(r0) / 1e12, encode, prefill, ttft,
                   total, speedup, ratio, ratio > 0 ? 100 * speedup / ratio : 0.0, 100 * overhead);
     table << line;
   }
   std::cout << table.str();
-  std::printf("(%d threads, %s compute, %s text weights, %d round(s), %zu prompt ids, peak RSS %.1f GiB)\n", threads,
-              ComputeTypeName(lo.compute), DescribeTextWeights(model->text()).c_str(), a.rounds, ids.size(), static_cast<double>(PeakRssBytes()) / (1 << 30));
+  std::printf("(%d threads, %s compute, %s text weights, %d round(s), %zu prompt ids, peak RSS %.1f MiB)\n", threads,
+              ComputeTypeName(lo.compute), DescribeTextWeights(model->text()).c_str(), a.rounds, ids.size(),
+              static_cast<double>(PeakRssBytes()) / (1 << 20));
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
     if (!f) Fail("cannot write ", a.json_out);
