@@ -26,17 +26,11 @@ AnswerSet ReadAnswers(const std::string& path) {
   AnswerSet set;
   set.path = path;
   for (const TextLine& line : ReadLines(path)) {
-    if (TrimSpace(line.text).empty()) continue;
+    const std::optional<nlohmann::json> parsed =
+        ParseObjectLine(line, path, set.problems, "truncated last line (an interrupted run?); not read");
+    if (!parsed) continue;
+    const nlohmann::json& j = *parsed;
     auto bad = [&](const std::string& message) { set.problems.push_back({path, line.number, message}); };
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line.text);
-    } catch (const nlohmann::json::exception& e) {
-      bad(line.last_unterminated ? "truncated last line (an interrupted run?); not read"
-                                 : std::string("malformed JSON: ") + e.what());
-      continue;
-    }
-    if (!j.is_object()) { bad("expected a JSON object, got " + std::string(j.type_name())); continue; }
     if (!j.contains("question_id") || !IsValidId(j["question_id"])) {
       bad("missing or invalid \"question_id\"");
       continue;

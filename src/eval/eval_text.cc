@@ -67,6 +67,23 @@ std::string StringField(const nlohmann::json& j, const char* name) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+std::optional<nlohmann::json> ParseObjectLine(const TextLine& line, const std::string& file,
+                                              std::vector<Problem>& problems, const std::string& truncated) {
+  if (TrimSpace(line.text).empty()) return std::nullopt;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line.text);
+  } catch (const nlohmann::json::exception& e) {
+    problems.push_back({file, line.number, line.last_unterminated ? truncated : std::string("malformed JSON: ") + e.what()});
+    return std::nullopt;
+  }
+  if (!j.is_object()) {
+    problems.push_back({file, line.number, "expected a JSON object, got " + std::string(j.type_name())});
+    return std::nullopt;
+  }
+  return j;
+}
+
 Problem MakeProblem(const std::string& file, int line, const std::string& message) {
   return Problem{file, line, message};
 }

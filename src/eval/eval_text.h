@@ -1,5 +1,6 @@
 // Small text helpers shared by the evaluation readers and scorers (internal).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ std::string TrimSpace(const std::string& s);
 std::string LowerAscii(std::string s);
 // A string field of `j` or "" when absent/null; Error-free (callers report problems).
 std::string StringField(const nlohmann::json& j, const char* name);
+
+// One line of a JSONL file as a JSON object. Blank lines give nullopt silently; a line
+// that is not valid JSON or not an object gives nullopt after recording a Problem
+// (`truncated` is the message when it is the file's unterminated last line).
+std::optional<nlohmann::json> ParseObjectLine(const TextLine& line, const std::string& file,
+                                              std::vector<Problem>& problems,
+                                              const std::string& truncated = "truncated last line (not valid JSON)");
 
 Problem MakeProblem(const std::string& file, int line, const std::string& message);
 

@@ -25,16 +25,10 @@ QuestionSet LoadJsonl(const BenchmarkInfo& info, const std::string& path) {
   QuestionSet set;
   std::set<std::string> seen;
   for (const TextLine& line : ReadLines(path)) {
-    if (TrimSpace(line.text).empty()) continue;
+    const std::optional<nlohmann::json> parsed = ParseObjectLine(line, path, set.problems);
+    if (!parsed) continue;
+    const nlohmann::json& j = *parsed;
     auto bad = [&](const std::string& message) { set.problems.push_back({path, line.number, message}); };
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line.text);
-    } catch (const nlohmann::json::exception& e) {
-      bad(line.last_unterminated ? "truncated last line (not valid JSON)" : std::string("malformed JSON: ") + e.what());
-      continue;
-    }
-    if (!j.is_object()) { bad("expected a JSON object, got " + std::string(j.type_name())); continue; }
     if (!j.contains("question_id") || !IsValidId(j["question_id"])) {
       bad("missing or invalid \"question_id\" (need an integer or a non-empty string)");
       continue;

@@ -58,17 +58,12 @@ ScoreResult ScorePope(const AnswerSet& answers, const std::string& annotations, 
   std::unordered_map<std::string, std::string> where;
   for (const std::string& file : SplitComma(annotations)) {
     for (const TextLine& line : ReadLines(file)) {
-      if (TrimSpace(line.text).empty()) continue;
+      const std::optional<nlohmann::json> parsed = ParseObjectLine(line, file, problems);
+      if (!parsed) continue;
+      const nlohmann::json& j = *parsed;
       auto bad = [&](const std::string& m) { problems.push_back({file, line.number, m}); };
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line.text);
-      } catch (const nlohmann::json::exception& e) {
-        bad(std::string("malformed JSON: ") + e.what());
-        continue;
-      }
       bool yes = false;
-      if (!j.is_object() || !j.contains("question_id") || !IsValidId(j["question_id"]) || !YesNo(StringField(j, "label"), &yes)) {
+      if (!j.contains("question_id") || !IsValidId(j["question_id"]) || !YesNo(StringField(j, "label"), &yes)) {
         bad("needs question_id and label \"yes\" or \"no\"");
         continue;
       }
@@ -142,19 +137,14 @@ ScoreResult ScoreMme(const AnswerSet& answers, const std::string& annotations, c
   std::set<std::string> seen;
   std::unordered_map<std::string, int> id_count;
   for (const TextLine& line : ReadLines(truth)) {
-    if (TrimSpace(line.text).empty()) continue;
+    const std::optional<nlohmann::json> parsed = ParseObjectLine(line, truth, problems);
+    if (!parsed) continue;
+    const nlohmann::json& j = *parsed;
     auto bad = [&](const std::string& m) { problems.push_back({truth, line.number, m}); };
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line.text);
-    } catch (const nlohmann::json::exception& e) {
-      bad(std::string("malformed JSON: ") + e.what());
-      continue;
-    }
     std::string text = StringField(j, "text");
     if (text.empty()) text = StringField(j, "question");
     Item it;
-    if (!j.is_object() || !j.contains("question_id") || !IsValidId(j["question_id"]) || text.empty() ||
+    if (!j.contains("question_id") || !IsValidId(j["question_id"]) || text.empty() ||
         !YesNo(StringField(j, "answer"), &it.yes)) {
       bad("needs question_id, text and answer \"Yes\" or \"No\"");
       continue;
