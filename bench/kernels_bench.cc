@@ -95,20 +95,25 @@ BENCHMARK(BM_Attention)
 namespace ficoco {
 namespace {
 
+// n rows of k normal(0, 0.02) weights quantized to ggml blocks of `type`.
+std::vector<uint8_t> RandomQuantWeight(GgmlType type, int64_t n, int64_t k) {
+  std::vector<float> wf(static_cast<size_t>(n * k));
+  std::mt19937 g(1);
+  std::normal_distribution<float> d(0, 0.02f);
+  for (float& v : wf) v = d(g);
+  std::vector<uint8_t> w(QuantRowBytes(type, k) * static_cast<size_t>(n));
+  Quantize(type, wf.data(), w.data(), n * k);
+  return w;
+}
+
 // args: M, K, N, ggml type id (8 = Q8_0, 2 = Q4_0). Decode products on ggml-quantized
 // weights (QuantGemv); weight_GB/s counts the stored blocks read (34 or 18 bytes per 32
 // weights), comparable with the bf16 decode rows of BM_Linear.
 void BM_QuantGemv(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto type = static_cast<GgmlType>(state.range(3));
-  std::vector<float> wf(static_cast<size_t>(n * k));
-  std::mt19937 g(1);
-  std::normal_distribution<float> d(0, 0.02f);
-  for (float& v : wf) v = d(g);
-  const size_t bytes = QuantRowBytes(type, k) * static_cast<size_t>(n);
-  std::vector<uint8_t> w(bytes);
-  Quantize(type, wf.data(), w.data(), n * k);
-  wf = {};
+  const std::vector<uint8_t> w = RandomQuantWeight(type, n, k);
+  const size_t bytes = w.size();
   Matrix x = RandomActivations(m, k);
   std::vector<float> y(static_cast<size_t>(m * n));
   for (auto _ : state) {
@@ -141,15 +146,7 @@ namespace {
 void BM_QuantGemm(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto type = static_cast<GgmlType>(state.range(3));
-  std::vector<float> wf(static_cast<size_t>(n * k));
-  std::mt19937 g(1);
-  std::normal_distribution<float> d(0, 0.02f);
-  for (float& v : wf) v = d(g);
-  std::vector<uint8_t> w(QuantRowBytes(type, k) * static_cast<size_t>(n));
-  Quantize(type, wf.data(), w.data(), n * k);
-  wf = {};
-  const QuantPackedWeight pw = PackQuantWeight(type, w.data(), n, k);
-  w = {};
+  const QuantPackedWeight pw = PackQuantWeight(type, RandomQuantWeight(type, n, k).data(), n, k);
   Matrix x = RandomActivations(m, k);
   std::vector<float> y(static_cast<size_t>(m * n));
   for (auto _ : state) {
