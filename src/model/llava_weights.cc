@@ -23,27 +23,11 @@ void ValidateCheckpoint(const Checkpoint& ckpt, const LlavaConfig& cfg) {
 
 namespace {
 
-// A prepared linear layer; releases the mapped pages once a converted copy exists.
-LinearWeight Linear(const Checkpoint& ckpt, const std::string& name, bool has_bias, ComputeType compute) {
-  const TensorView* b = has_bias ? &ckpt.Get(name + ".bias") : nullptr;
-  // A GGUF weight in blocks the kernels multiply as they are (Q8_0, Q4_0): no widening.
-  if (const Checkpoint::QuantizedTensor* q = ckpt.FindQuantized(name + ".weight");
-      q != nullptr && q->shape.size() == 2 && LinearQuantSupports(q->type)) {
-    LinearWeight lw(q->type, q->blocks, q->shape[0], q->shape[1], b, q->name);
-    ckpt.ReleasePages(name + ".weight");  // the kernel keeps its own packed copy
-    return lw;
-  }
-  const TensorView& w = ckpt.Get(name + ".weight");
-  LinearWeight lw(w, b, compute);
-  if (lw.converted()) ckpt.ReleasePages(name + ".weight");
-  return lw;
-}
-
 std::vector<float> Vec(const Checkpoint& ckpt, const std::string& name) { return ckpt.Get(name).ToF32(); }
 
-// A text-model linear layer held as options.weights asks (see WeightType).
+// A linear layer held as options.weights asks (see WeightType).
 // `release`: false for a head tied to the embeddings, whose view must stay valid.
-LinearWeight TextLinear(const Checkpoint& ckpt, const std::string& name, bool has_bias, const LoadOptions& options,
+LinearWeight PreparedLinear(const Checkpoint& ckpt, const std::string& name, bool has_bias, const LoadOptions& options,
                         bool release = true) {
   const std::string wname = name + ".weight";
   const TensorView* b = has_bias ? &ckpt.Get(name + ".bias") : nullptr;
@@ -68,6 +52,14 @@ LinearWeight TextLinear(const Checkpoint& ckpt, const std::string& name, bool ha
   }
   if (lw.converted() && release) ckpt.ReleasePages(wname);
   return lw;
+}
+
+// A vision/projector linear layer: held as stored (GGUF Q8_0/Q4_0 blocks included) or
+// converted for `compute`, mapped pages released once a copy exists.
+LinearWeight Linear(const Checkpoint& ckpt, const std::string& name, bool has_bias, ComputeType compute) {
+  LoadOptions as_stored;
+  as_stored.compute = compute;
+  return PreparedLinear(ckpt, name, has_bias, as_stored);
 }
 
 }  // namespace
@@ -159,18 +151,18 @@ TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, cons
     TextLayerWeights l;
     l.input_norm = Vec(ckpt, p + "input_layernorm.weight");
     l.post_attention_norm = Vec(ckpt, p + "post_attention_layernorm.weight");
-    l.q_proj = TextLinear(ckpt, p + "self_attn.q_proj", t.attention_bias, options);
-    l.k_proj = TextLinear(ckpt, p + "self_attn.k_proj", t.attention_bias, options);
-    l.v_proj = TextLinear(ckpt, p + "self_attn.v_proj", t.attention_bias, options);
-    l.o_proj = TextLinear(ckpt, p + "self_attn.o_proj", t.attention_bias, options);
-    l.gate_proj = TextLinear(ckpt, p + "mlp.gate_proj", false, options);
-    l.up_proj = TextLinear(ckpt, p + "mlp.up_proj", false, options);
-    l.down_proj = TextLinear(ckpt, p + "mlp.down_proj", false, options);
+    l.q_proj = PreparedLinear(ckpt, p + "self_attn.q_proj", t.attention_bias, options);
+    l.k_proj = PreparedLinear(ckpt, p + "self_attn.k_proj", t.attention_bias, options);
+    l.v_proj = PreparedLinear(ckpt, p + "self_attn.v_proj", t.attention_bias, options);
+    l.o_proj = PreparedLinear(ckpt, p + "self_attn.o_proj", t.attention_bias, options);
+    l.gate_proj = PreparedLinear(ckpt, p + "mlp.gate_proj", false, options);
+    l.up_proj = PreparedLinear(ckpt, p + "mlp.up_proj", false, options);
+    l.down_proj = PreparedLinear(ckpt, p + "mlp.down_proj", false, options);
     w.layers.push_back(std::move(l));
   }
   w.norm = Vec(ckpt, "language_model.model.norm.weight");
   const std::string head = t.tie_word_embeddings ? "language_model.model.embed_tokens" : "language_model.lm_head";
-  w.lm_head = TextLinear(ckpt, head, false, options, !t.tie_word_embeddings);
+  w.lm_head = PreparedLinear(ckpt, head, false, options, !t.tie_word_embeddings);
   return w;
 }
 
