@@ -84,6 +84,26 @@ std::optional<nlohmann::json> ParseObjectLine(const TextLine& line, const std::s
   return j;
 }
 
+std::vector<JsonLine> ParseJsonLinesStrict(const std::string& bytes, const std::string& path, const std::string& hint) {
+  std::vector<JsonLine> out;
+  std::istringstream lines(bytes);
+  std::string text;
+  int number = 0;
+  while (std::getline(lines, text)) {
+    ++number;
+    if (text.empty()) continue;
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      Fail(path, ":", number, ": malformed line (", hint, "): ", e.what());
+    }
+    if (!value.is_object()) Fail(path, ":", number, ": malformed line (", hint, "): expected a JSON object");
+    out.push_back({number, std::move(text), std::move(value)});
+  }
+  return out;
+}
+
 Problem MakeProblem(const std::string& file, int line, const std::string& message) {
   return Problem{file, line, message};
 }

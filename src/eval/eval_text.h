@@ -39,6 +39,16 @@ std::optional<nlohmann::json> ParseObjectLine(const TextLine& line, const std::s
                                               std::vector<Problem>& problems,
                                               const std::string& truncated = "truncated last line (not valid JSON)");
 
+// Every non-empty line of `bytes` (a JSONL file our own commands wrote) as a JSON object
+// with its 1-based number. Strict, for files that must be whole: Error "PATH:LINE:
+// malformed line (HINT): ..." on the first line that is not a JSON object.
+struct JsonLine {
+  int number = 0;
+  std::string text;
+  nlohmann::json value;
+};
+std::vector<JsonLine> ParseJsonLinesStrict(const std::string& bytes, const std::string& path, const std::string& hint);
+
 Problem MakeProblem(const std::string& file, int line, const std::string& message);
 
 }  // namespace ficoco::eval

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "eval/eval_text.h"
 
 namespace ficoco::eval {
 
@@ -48,19 +49,8 @@ void Journal::ReadExisting() {
     if (ftruncate(fileno(file_), static_cast<off_t>(keep)) != 0)
       Fail("cannot cut the truncated last line of '", path, "': ", std::strerror(errno));
   }
-  std::istringstream lines(bytes);
-  std::string text;
-  int line = 0;
-  while (std::getline(lines, text)) {
-    ++line;
-    if (text.empty()) continue;
-    try {
-      records_.push_back(nlohmann::json::parse(text));
-    } catch (const nlohmann::json::exception& e) {
-      Fail(path, ":", line, ": malformed line (not written by an interrupted `ficoco eval`?): ", e.what());
-    }
-    if (!records_.back().is_object()) Fail(path, ":", line, ": expected a JSON object");
-  }
+  for (JsonLine& l : ParseJsonLinesStrict(bytes, path, "not written by an interrupted `ficoco eval`?"))
+    records_.push_back(std::move(l.value));
 }
 
 Journal::~Journal() {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "eval/eval_text.h"
 
 namespace ficoco::eval {
 namespace {
@@ -82,19 +83,11 @@ std::vector<AnswerLine> ReadAnswerLines(const std::string& path) {
   if (!bytes.empty() && bytes.back() != '\n')
     Fail(path, ": the last line is truncated (an interrupted run): rerun that shard to finish it");
   std::vector<AnswerLine> out;
-  std::istringstream lines(bytes);
-  std::string text;
-  int line = 0;
-  while (std::getline(lines, text)) {
-    ++line;
-    if (text.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      Fail(path, ":", line, ": not a JSON object: ", e.what());
-    }
-    if (!j.is_object() || !j.contains("question_id")) Fail(path, ":", line, ": no question_id");
+  for (const JsonLine& l : ParseJsonLinesStrict(bytes, path, "an answers file written by `ficoco eval`")) {
+    const nlohmann::json& j = l.value;
+    const std::string& text = l.text;
+    const int line = l.number;
+    if (!j.contains("question_id")) Fail(path, ":", line, ": no question_id");
     AnswerLine a{text, AnswerKeyOf(j["question_id"]), j.value("prompt", ""), -1, path, line};
     const auto meta = j.find("metadata");
     if (meta == j.end() || !meta->is_object() || !meta->contains("question_index") ||
