@@ -159,7 +159,9 @@ TEST(MiniLlava, DatasetIsDeterministicAndSplitsShareNoImage) {
   std::istringstream lines(test::ReadFile(t + "gqa_questions.jsonl"));
   for (std::string line; std::getline(lines, line); ++gqa) {
     const json q = json::parse(line);
-    EXPECT_TRUE(answers.contains(q["question_id"].get<std::string>()));
+    ASSERT_TRUE(answers.contains(q["question_id"].get<std::string>()));
+    // The question type rides in GQA's types.structural, so the scorer reports it per type.
+    EXPECT_EQ(answers[q["question_id"].get<std::string>()]["types"]["structural"], q["category"]);
     EXPECT_NE(q["text"].get<std::string>().find("\nAnswer the question using a single word or phrase."),
               std::string::npos);
     EXPECT_TRUE(fs::exists(a + "/images/test/" + q["image"].get<std::string>()));

@@ -95,7 +95,9 @@ def test_split(out, scenes, rng):
                 break
         qid = f"{i:06d}"
         gqa_q.append({"question_id": qid, "image": name, "text": Q.prompt_text(q), "category": q["type"]})
-        gqa_a[qid] = {"answer": q["answer"]}
+        # GQA's own annotations carry the question's structure in types.structural; here it
+        # is the question type, so the scorer reports accuracy per type.
+        gqa_a[qid] = {"answer": q["answer"], "types": {"structural": q["type"]}}
 
         split = splits[i % 3]
         q = Q.exist_q(s, rng, want_yes=(i // 3) % 2 == 0, split=split, popular=popular)

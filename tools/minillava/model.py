@@ -38,6 +38,7 @@ class Attn(nn.Module):
         self.v_proj = nn.Linear(d, d, bias=bias)
         setattr(self, out_name, nn.Linear(d, d, bias=bias))
         self.out_name = out_name
+        self.keep_probs = False  # training only: keep the attention probabilities (self.probs) for a loss on them
 
     def forward(self, x, mask=None, rope=None):
         b, n, d = x.shape
@@ -55,7 +56,10 @@ class Attn(nn.Module):
             s = torch.baddbmm(mask.expand(b * h, n, n), q, kt, alpha=scale)
         else:
             s = torch.bmm(q, kt) * scale
-        o = torch.bmm(s.softmax(-1), v).view(b, h, n, d // h).transpose(1, 2).reshape(b, n, d)
+        probs = s.softmax(-1)
+        if self.keep_probs:
+            self.probs = probs.view(b, h, n, n)
+        o = torch.bmm(probs, v).view(b, h, n, d // h).transpose(1, 2).reshape(b, n, d)
         return getattr(self, self.out_name)(o)
 
 

@@ -30,7 +30,7 @@ def colour_q(scene: Scene, rng: random.Random) -> Optional[dict]:
     if not cands:
         return None
     o = rng.choice(cands)
-    return {"type": "colour", "question": f"What color is the {o.shape}?", "answer": o.colour}
+    return {"type": "colour", "question": f"What color is the {o.shape}?", "answer": o.colour, "cells": [o.cell]}
 
 
 def shape_q(scene: Scene, rng: random.Random) -> Optional[dict]:
@@ -38,14 +38,15 @@ def shape_q(scene: Scene, rng: random.Random) -> Optional[dict]:
     if not cands:
         return None
     o = rng.choice(cands)
-    return {"type": "shape", "question": f"What shape is the {o.colour} object?", "answer": o.shape}
+    return {"type": "shape", "question": f"What shape is the {o.colour} object?", "answer": o.shape, "cells": [o.cell]}
 
 
 def count_q(scene: Scene, rng: random.Random) -> dict:
     present = sorted({o.shape for o in scene.objects})
     shape = rng.choice(SHAPES) if rng.random() < 0.2 else rng.choice(present)
     n = sum(o.shape == shape for o in scene.objects)
-    return {"type": "count", "question": f"How many {PLURALS[shape]} are there?", "answer": str(n)}
+    return {"type": "count", "question": f"How many {PLURALS[shape]} are there?", "answer": str(n),
+            "cells": [o.cell for o in scene.objects if o.shape == shape]}
 
 
 def position_q(scene: Scene, rng: random.Random) -> Optional[dict]:
@@ -62,7 +63,7 @@ def position_q(scene: Scene, rng: random.Random) -> Optional[dict]:
     else:
         q = f"Is the {a.name} above or below the {b.name}?"
         ans = "above" if a.cell[0] < b.cell[0] else "below"
-    return {"type": "position", "question": q, "answer": ans}
+    return {"type": "position", "question": q, "answer": ans, "cells": [a.cell, b.cell]}
 
 
 def absent_object(scene: Scene, rng: random.Random, split: str, popular: List[str]) -> str:
@@ -86,13 +87,15 @@ def exist_q(scene: Scene, rng: random.Random, want_yes: bool, split: str = "rand
             popular: Optional[List[str]] = None) -> dict:
     name = rng.choice(scene.objects).name if want_yes else absent_object(scene, rng, split, popular or [])
     return {"type": "exist", "question": f"Is there {article(name)} {name} in the image?",
-            "answer": "yes" if want_yes else "no", "split": split}
+            "answer": "yes" if want_yes else "no", "split": split,
+            "cells": [o.cell for o in scene.objects if o.name == name]}
 
 
 def read_q(scene: Scene, rng: random.Random) -> Optional[dict]:
     if scene.number is None:
         return None
-    return {"type": "read", "question": "What number is written in the image?", "answer": scene.number}
+    return {"type": "read", "question": "What number is written in the image?", "answer": scene.number,
+            "cells": [scene.number_cell]}
 
 
 def mc_q(scene: Scene, rng: random.Random) -> Optional[dict]:
@@ -111,7 +114,7 @@ def mc_q(scene: Scene, rng: random.Random) -> Optional[dict]:
         text = base["question"].replace("What color", "Which color").replace("What shape", "Which shape")
         body = text + f"\nContext: {MC_CONTEXT}\n" + "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
         return {"type": "mc", "question": body, "answer": LETTERS[correct], "choices": choices,
-                "answer_index": correct, "sqa_question": text}
+                "answer_index": correct, "sqa_question": text, "cells": base["cells"]}
     return None
 
 

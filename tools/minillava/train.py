@@ -29,7 +29,8 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sentencepiece as spm  # noqa: E402
 from model import DEFAULT_CONFIG, MiniLlava, pixels_from_image  # noqa: E402
-from scene import COLOURS, GRID, SHAPES  # noqa: E402
+import questions as Q  # noqa: E402
+from scene import COLOURS, GRID, SHAPES, Obj, Scene  # noqa: E402
 from template import conversation_ids  # noqa: E402
 
 COLOUR_IDS = {c: i for i, c in enumerate(COLOURS)}
@@ -49,8 +50,40 @@ def load_split(data, split):
     return out
 
 
+def scene_object(rec):
+    """The stored scene description as a questions.py Scene (pixels are not needed)."""
+    objs = [Obj(shape, colour, (r, c), (0, 0), 0, (0, 0, 0)) for shape, colour, r, c in rec["objects"]]
+    cell = tuple(rec["number_cell"]) if rec["number_cell"] else None
+    return Scene(background=((0, 0, 0), (0, 0, 0)), objects=objs, number=rec["number"], number_cell=cell)
+
+
+# Question makers for freshly drawn training turns, with how often each is drawn.
+FRESH_MAKERS = [
+    (Q.colour_q, 2), (Q.shape_q, 2), (Q.count_q, 2), (Q.position_q, 2), (Q.read_q, 3), (Q.mc_q, 4),
+    (lambda s, r: Q.exist_q(s, r, True), 3),
+    (lambda s, r: Q.exist_q(s, r, False, r.choice(["random", "adversarial"])), 3),
+]
+
+
+def fresh_turns(scene, rng, k):
+    """k new (question, answer, cells) turns about the scene, drawn with FRESH_MAKERS' weights
+    (makers that do not apply to the scene are skipped), so every epoch asks new questions.
+    cells: the grid cells the answer depends on."""
+    makers = [m for m, _ in FRESH_MAKERS]
+    weights = [w for _, w in FRESH_MAKERS]
+    turns = []
+    for _ in range(8 * k):
+        if len(turns) == k:
+            break
+        q = rng.choices(makers, weights)[0](scene, rng)
+        if q is not None:
+            turns.append((Q.prompt_text(q), q["answer"], q["cells"]))
+    return turns
+
+
 def cell_labels(scene):
-    """[4, 9] per-cell targets: colour (8 = none), shape (5 = number, 6 = empty), tens, units (10 = none)."""
+    """[4, 9] per-cell targets: colour (8 = none), shape (5 = number, 6 = empty), tens, units (10 = none);
+    the last class of each is "nothing there"."""
     lab = torch.tensor([[len(COLOURS)] * 9, [NUMBER_SHAPE + 1] * 9, [10] * 9, [10] * 9])
     for shape, colour, r, c in scene["objects"]:
         lab[0, r * GRID + c] = COLOUR_IDS[colour]
@@ -65,12 +98,14 @@ def cell_labels(scene):
 
 # Patch index -> grid cell (12x12 patches, 3x3 cells of 4x4 patches).
 PATCH_CELL = torch.tensor([(p // 12 // 4) * GRID + (p % 12) // 4 for p in range(144)])
+PATCH_ROW, PATCH_COL = PATCH_CELL // GRID, PATCH_CELL % GRID
 
 
 class CellHeads(nn.Module):
     def __init__(self, d):
         super().__init__()
         self.heads = nn.ModuleList([nn.Linear(d, n) for n in (len(COLOURS) + 1, NUMBER_SHAPE + 2, 11, 11)])
+        self.where = nn.Linear(d, 2 * GRID)  # the patch's own cell row and column (keeps position in the feature)
 
     def loss(self, feats, labels):
         """feats [B, 144, D]; labels [B, 4, 9]. Every patch predicts its cell."""
@@ -79,7 +114,13 @@ class CellHeads(nn.Module):
             tgt = labels[:, k, PATCH_CELL]  # [B, 144]
             logits = head(feats)
             total = total + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-            right.append((logits.argmax(-1) == tgt).float().mean())
+            # Accuracy on the patches of occupied cells only (the empty class dominates the rest).
+            occupied = tgt != logits.shape[-1] - 1
+            right.append(((logits.argmax(-1) == tgt) & occupied).sum() / occupied.sum().clamp(min=1))
+        where = self.where(feats)
+        for k, tgt in enumerate((PATCH_ROW, PATCH_COL)):
+            logits = where[..., k * GRID:(k + 1) * GRID]
+            total = total + F.cross_entropy(logits.reshape(-1, GRID), tgt.expand(feats.shape[0], -1).reshape(-1))
         return total, right
 
 
@@ -113,26 +154,56 @@ def align_loss(model, features, scenes, targets):
     return sum(F.cross_entropy(flat, tgt[..., k].reshape(-1), ignore_index=-100) for k in range(2)) / 2
 
 
-def make_batch(samples, sp, image_id, rng, max_turns, single=False, min_turns=1):
-    seqs, labs, pix = [], [], []
-    for s in samples:
-        turns = list(s["turns"])
-        rng.shuffle(turns)
-        most = min(max_turns, len(turns))
-        k = 1 if single else rng.randint(min(min_turns, most), most)
-        ids, labels = conversation_ids(sp, turns[:k], image_id)
+def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True):
+    """Token ids, labels and (if pixels) pixel tensors for conversations about `samples`.
+    fresh: turns_per_image new questions drawn from each scene; otherwise the stored
+    conversation's turns, shuffled. single_turn=i: only stored turn i mod len (evaluation)."""
+    seqs, labs, pix, looks = [], [], [], []
+    for row, s in enumerate(samples):
+        if single_turn is not None:
+            turns = [s["turns"][single_turn % len(s["turns"])]]
+        elif fresh:
+            turns = fresh_turns(scene_object(s["scene"]), rng, turns_per_image)
+        else:
+            turns = list(s["turns"])
+            rng.shuffle(turns)
+            turns = turns[:turns_per_image]
+        cells = [t[2] if len(t) > 2 else [] for t in turns]
+        ids, labels = conversation_ids(sp, [t[:2] for t in turns], image_id)
         p = ids.index(image_id)
         labels = labels[:p] + [-100] * 144 + labels[p + 1:]  # image features take 144 positions
+        # Where each answer starts: the position before it is the one that must look at the image.
+        starts = [t for t in range(1, len(labels)) if labels[t] != -100 and labels[t - 1] == -100]
+        for t, turn_cells in zip(starts, cells):
+            if turn_cells:
+                want = {r * GRID + c for r, c in turn_cells}
+                looks.append((row, t - 1, [p + k for k in range(144) if int(PATCH_CELL[k]) in want]))
         seqs.append(ids)
         labs.append(labels)
-        pix.append(pixels_from_image(Image.open(s["image"])))
+        if pixels:
+            pix.append(pixels_from_image(Image.open(s["image"])))
     t = max(len(x) for x in seqs)
     ids = torch.full((len(seqs), t), 0, dtype=torch.long)
     lab = torch.full((len(seqs), t + 143), -100, dtype=torch.long)
     for i, (x, y) in enumerate(zip(seqs, labs)):
         ids[i, :len(x)] = torch.tensor(x)
         lab[i, :len(y)] = torch.tensor(y)
-    return ids, lab, torch.stack(pix)
+    return ids, lab, (torch.stack(pix) if pixels else None), looks
+
+
+def look_loss(model, looks, layer, length):
+    """Attention supervision: at each answer's first prediction position, head 0 of decoder
+    layer `layer` should put its attention on the image patches of the cells the answer
+    depends on (-log of that attention mass). Teaches the lookup that the answer loss alone
+    finds only slowly."""
+    if not looks:
+        return torch.zeros(())
+    probs = model.language_model.model.layers[layer].self_attn.probs  # [B, H, n, n]
+    rows = probs[[b for b, _, _ in looks], 0, [q for _, q, _ in looks]]  # [S, n]
+    mask = torch.zeros(len(looks), length, dtype=torch.bool)
+    for i, (_, _, targets) in enumerate(looks):
+        mask[i, targets] = True
+    return -torch.log((rows * mask).sum(-1) + 1e-6).mean()
 
 
 def loss_and_acc(model, ids, lab, pix, features=None):
@@ -150,52 +221,119 @@ def loss_and_acc(model, ids, lab, pix, features=None):
 
 @torch.no_grad()
 def evaluate(model, val, sp, image_id, n, batch):
-    """Teacher-forced first-turn exact-answer accuracy (every answer token and </s>)."""
+    """Teacher-forced exact-answer accuracy (every answer token and </s>) on single-turn
+    prompts: val image i asks its stored question i mod (its question count), so every
+    type is covered. Returns (overall, {type: accuracy})."""
     model.eval()
-    rng = random.Random(1234)
-    right = total = 0
-    for i in range(0, min(n, len(val)), batch):
+    right, total = {}, {}
+    val = val[:n]
+    for i in range(0, len(val), batch):
         chunk = val[i:i + batch]
-        ids, lab, pix = make_batch(chunk, sp, image_id, rng, 1, single=True)
+        rows = [make_batch([s], sp, image_id, None, 1, False, single_turn=i + j)[:3] for j, s in enumerate(chunk)]
+        t = max(r[0].shape[1] for r in rows)
+        ids = torch.zeros((len(rows), t), dtype=torch.long)
+        lab = torch.full((len(rows), t + 143), -100, dtype=torch.long)
+        for j, r in enumerate(rows):
+            ids[j, :r[0].shape[1]] = r[0][0]
+            lab[j, :r[1].shape[1]] = r[1][0]
+        pix = torch.cat([r[2] for r in rows])
         _, ok = loss_and_acc(model, ids, lab, pix)
-        right += int(ok.sum())
-        total += len(chunk)
+        for j, s in enumerate(chunk):
+            kind = s["types"][(i + j) % len(s["types"])]
+            right[kind] = right.get(kind, 0) + int(ok[j])
+            total[kind] = total.get(kind, 0) + 1
     model.train()
-    return right / max(total, 1)
+    overall = sum(right.values()) / max(sum(total.values()), 1)
+    return overall, {k: right[k] / total[k] for k in sorted(total)}
+
+
+def describe_accuracy(overall, per_type):
+    return f"{overall * 100:.1f}% (" + ", ".join(f"{k} {v * 100:.0f}" for k, v in per_type.items()) + ")"
 
 
 def schedule(progress, warm, base):
     return base * min(1.0, warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="dataset directory from make_dataset.py")
     ap.add_argument("--tokenizer", required=True, help="SentencePiece model from train_tokenizer.py")
     ap.add_argument("--out", required=True, help="checkpoint directory")
     ap.add_argument("--vision-steps", type=int, default=600, help="stage 1 steps")
     ap.add_argument("--vision-minutes", type=float, default=1e9, help="stage 1 time budget")
-    ap.add_argument("--vision-batch", type=int, default=32)
+    ap.add_argument("--vision-batch", type=int, default=32, help="stage 1 images per step (per process)")
     ap.add_argument("--vision-lr", type=float, default=2e-3)
     ap.add_argument("--steps", type=int, default=3000, help="stage 2 steps")
     ap.add_argument("--minutes", type=float, default=1e9, help="stage 2 time budget")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--batch", type=int, default=8, help="stage 2 conversations per step (per process)")
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--max-turns", type=int, default=8, help="most questions per conversation")
-    ap.add_argument("--min-turns", type=int, default=1, help="fewest questions per conversation (if the image has them)")
+    ap.add_argument("--turns", type=int, default=4,
+                    help="questions per training conversation, drawn fresh from the scene every time "
+                         "(0: the dataset's stored conversation, all its turns)")
+    ap.add_argument("--look-weight", type=float, default=0.0,
+                    help="weight of the attention supervision (head 0 of --look-layer looks at the answer's cells)")
+    ap.add_argument("--look-layer", type=int, default=2, help="decoder layer whose head 0 is supervised")
     ap.add_argument("--align-weight", type=float, default=1.0, help="weight of the image-word alignment loss in stage 2")
     ap.add_argument("--init", help="start from this checkpoint's weights (e.g. with --vision-steps 0 to continue stage 2)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--procs", type=int, default=1,
+                    help="data-parallel processes (one thread each works best here: torch's intra-op "
+                         "threads do not speed up these small matrices)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=400)
+    ap.add_argument("--eval-images", type=int, default=400, help="validation images per evaluation")
     ap.add_argument("--config", help="JSON file overriding parts of the model config")
-    a = ap.parse_args()
+    return ap.parse_args()
 
+
+class Reducer:
+    """Averages gradients (and a few scalars) over the data-parallel processes; a no-op for one."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def average(self, params, scalars):
+        if self.world == 1:
+            return scalars
+        import torch.distributed as dist
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads] + [torch.tensor(scalars, dtype=torch.float32)])
+        dist.all_reduce(flat)
+        flat /= self.world
+        o = 0
+        for p, g in zip(params, grads):
+            n = g.numel()
+            if p.grad is None:
+                p.grad = g
+            p.grad.copy_(flat[o:o + n].view_as(g))
+            o += n
+        return flat[o:].tolist()
+
+
+@torch.no_grad()
+def cache_features(vision, samples, batch=64):
+    """Layer -2 features of a frozen vision tower for every sample, computed once."""
+    out = []
+    for i in range(0, len(samples), batch):
+        pix = torch.stack([pixels_from_image(Image.open(s["image"])) for s in samples[i:i + batch]])
+        out.append(vision.features(pix))
+    return torch.cat(out)
+
+
+def worker(rank, a):
+    world = a.procs
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method="file://" + os.path.join(os.path.abspath(a.out), ".ddp_rendezvous"),
+                                rank=rank, world_size=world)
+    lead = rank == 0
+    log = (lambda *x: print(*x, flush=True)) if lead else (lambda *x: None)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = random.Random(a.seed)
+    torch.manual_seed(a.seed)  # same initial weights in every process
+    rng = random.Random(f"{a.seed}-{rank}")
     cfg = json.loads(json.dumps(DEFAULT_CONFIG))
     if a.config:
         with open(a.config) as f:
@@ -204,7 +342,7 @@ def main():
     image_id = cfg["image_token_index"]
     if sp.get_piece_size() > image_id:
         sys.exit(f"tokenizer has {sp.get_piece_size()} pieces; image_token_index {image_id} must be past them")
-    train = load_split(a.data, "train")
+    train = load_split(a.data, "train")[rank::world]  # each process its own images
     val = load_split(a.data, "val")
     model = MiniLlava(cfg)
     if a.init:
@@ -212,12 +350,14 @@ def main():
         if init["config"] != cfg:
             sys.exit(f"{a.init} has a different model config")
         model.load_state_dict(init["model"])
-    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
-          f"{len(train)} train / {len(val)} val images", flush=True)
-    os.makedirs(a.out, exist_ok=True)
+    log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
+        f"{len(train) * world} train / {len(val)} val images; {world} process(es)")
     ckpt_path = os.path.join(a.out, "last.pt")
+    reducer = Reducer(world)
 
     def save(stage, step):
+        if not lead:
+            return
         tmp = ckpt_path + ".tmp"
         torch.save({"model": model.state_dict(), "stage": stage, "step": step, "config": cfg,
                     "tokenizer": os.path.abspath(a.tokenizer), "args": vars(a)}, tmp)
@@ -225,14 +365,18 @@ def main():
 
     order = []
 
-    def next_batch(n):
+    def next_indices(n):
         while len(order) < n:
             perm = list(range(len(train)))
             rng.shuffle(perm)
             order.extend(perm)
-        out = [train[i] for i in order[:n]]
+        out = order[:n]
         del order[:n]
         return out
+
+    def progress_of(step, steps, t0, minutes):
+        local = max(step / steps, (time.time() - t0) / 60 / minutes)
+        return local
 
     # Stage 1: vision tower + cell heads.
     vision = model.vision_tower.vision_model
@@ -240,30 +384,36 @@ def main():
     params = list(vision.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=a.vision_lr, betas=(0.9, 0.98), weight_decay=0.05)
     t0 = time.time()
+    progress = 0.0
     for step in range(a.vision_steps):
-        progress = max(step / a.vision_steps, (time.time() - t0) / 60 / a.vision_minutes)
         if progress >= 1:
             break
         for g in opt.param_groups:
             g["lr"] = schedule(progress, (step + 1) / 50, a.vision_lr)
-        batch = next_batch(a.vision_batch)
+        batch = [train[i] for i in next_indices(a.vision_batch)]
         pix = torch.stack([pixels_from_image(Image.open(s["image"])) for s in batch])
         labels = torch.stack([cell_labels(s["scene"]) for s in batch])
         loss, right = heads.loss(vision.features(pix), labels)
         opt.zero_grad()
         loss.backward()
+        (progress,) = reducer.average(params, [progress_of(step + 1, a.vision_steps, t0, a.vision_minutes)])
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if (step + 1) % 10 == 0:
-            print(f"vision step {step + 1} loss {float(loss):.4f} patch acc colour/shape/tens/units "
-                  + "/".join(f"{float(r) * 100:.1f}" for r in right)
-                  + f" {(time.time() - t0) / 60:.1f} min", flush=True)
+            log(f"vision step {step + 1} loss {float(loss):.4f} occupied-cell patch acc colour/shape/tens/units "
+                + "/".join(f"{float(r) * 100:.1f}" for r in right) + f" {(time.time() - t0) / 60:.1f} min")
     save(1, 0)
+    if a.steps == 0:
+        return
 
-    # Stage 2: projector + language model on conversations; vision frozen.
+    # Stage 2: projector + language model on conversations; vision frozen (its features cached).
     for p in vision.parameters():
         p.requires_grad_(False)
+    t0 = time.time()
+    feats_all = cache_features(vision, train)
+    log(f"cached vision features of {len(train)} images per process in {time.time() - t0:.0f} s")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in trainable]
     decay = [p for n, p in trainable if p.dim() >= 2]
     no_decay = [p for n, p in trainable if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
@@ -272,38 +422,59 @@ def main():
     t0 = time.time()
     ema = None
     done = 0
+    progress = 0.0
     for step in range(a.steps):
-        progress = max(step / a.steps, (time.time() - t0) / 60 / a.minutes)
         if progress >= 1:
             break
         lr = schedule(progress, (step + 1) / a.warmup, a.lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = next_batch(a.batch)
-        ids, lab, pix = make_batch(batch, sp, image_id, rng, a.max_turns, min_turns=a.min_turns)
-        with torch.no_grad():
-            feats = vision.features(pix)
-        loss, ok = loss_and_acc(model, ids, lab, pix, feats)
+        idx = next_indices(a.batch)
+        batch = [train[i] for i in idx]
+        ids, lab, _, looks = make_batch(batch, sp, image_id, rng, a.turns, a.turns > 0, pixels=False)
+        feats = feats_all[idx]
+        supervised = model.language_model.model.layers[a.look_layer].self_attn
+        supervised.keep_probs = a.look_weight > 0
+        loss, ok = loss_and_acc(model, ids, lab, None, feats)
+        look = look_loss(model, looks, a.look_layer, lab.shape[1]) if a.look_weight > 0 else torch.zeros(())
+        supervised.keep_probs, supervised.probs = False, None
         align = align_loss(model, feats, [s["scene"] for s in batch], targets) if a.align_weight > 0 else torch.zeros(())
-        total = loss + a.align_weight * align
+        total = loss + a.align_weight * align + a.look_weight * look
         opt.zero_grad()
         total.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
+        progress, mean_loss = reducer.average(params, [progress_of(step + 1, a.steps, t0, a.minutes), float(loss)])
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         done = step + 1
-        ema = float(loss) if ema is None else 0.95 * ema + 0.05 * float(loss)
+        ema = mean_loss if ema is None else 0.95 * ema + 0.05 * mean_loss
         if (step + 1) % 10 == 0:
             el = time.time() - t0
-            print(f"step {step + 1} loss {float(loss):.4f} ema {ema:.4f} align {float(align):.3f} lr {lr:.2e} "
-                  f"{(step + 1) / el:.2f} steps/s progress {progress * 100:.1f}% {el / 60:.1f} min", flush=True)
+            log(f"step {step + 1} loss {mean_loss:.4f} ema {ema:.4f} align {float(align):.3f} look {float(look):.3f} lr {lr:.2e} "
+                f"{(step + 1) / el:.2f} steps/s progress {progress * 100:.1f}% {el / 60:.1f} min")
         if (step + 1) % a.save_every == 0:
             save(2, step + 1)
-        if (step + 1) % a.eval_every == 0:
-            print(f"step {step + 1}: val first-turn exact answer accuracy "
-                  f"{evaluate(model, val, sp, image_id, 160, 8) * 100:.1f}%", flush=True)
+        if (step + 1) % a.eval_every == 0 and lead:
+            log(f"step {step + 1}: val accuracy " + describe_accuracy(*evaluate(model, val, sp, image_id, a.eval_images, 16)))
     save(2, done)
-    print(f"stage 2 done: {done} steps in {(time.time() - t0) / 60:.1f} min; val accuracy "
-          f"{evaluate(model, val, sp, image_id, 200, 8) * 100:.1f}%", flush=True)
+    if lead:
+        log(f"stage 2 done: {done} steps in {(time.time() - t0) / 60:.1f} min; val accuracy "
+            + describe_accuracy(*evaluate(model, val, sp, image_id, len(val), 16)))
+    if world > 1:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+
+
+def main():
+    a = parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    rendezvous = os.path.join(a.out, ".ddp_rendezvous")
+    if os.path.exists(rendezvous):
+        os.remove(rendezvous)
+    if a.procs > 1:
+        import torch.multiprocessing as mp
+        mp.spawn(worker, args=(a,), nprocs=a.procs)
+    else:
+        worker(0, a)
 
 
 if __name__ == "__main__":
