@@ -213,11 +213,12 @@ void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* 
 //     so a pair is at most 2 * 128 * 127 = 32512: exact. No offset, no correction term.
 //     Two pairs may exceed int16, so each vpmaddubsw is widened on its own.
 // Register tile: MR rows x NG groups = MR x 2NG halves, one integer and one float
-// accumulator each, against 16 ymm registers on AVX2 machines. With MR = 4, NG = 1 the
-// integer sums stay in registers and the float accumulators go to the stack once per
-// block; measured on an x86-64-v3 build it beats MR = 2 for Q8_0 (the XOR and abs of each
-// weight vector are shared by more rows; 38 vs 45-63 ms CPU for 128 x 4096 x 4096) and
-// ties for Q4_0 (MR = 3 and NG = 2 no better). Overridable for tuning like the VNNI tile.
+// accumulator each, against 16 ymm registers on AVX2 machines. MR = 4, NG = 1 needs more
+// than 16, so the compiler keeps some accumulators on the stack; measured anyway on an
+// x86-64-v3 build (busy host, 1 thread, CPU time) it beats MR = 2 for Q8_0, whose XOR and
+// abs of each weight vector are then shared by more rows (38 vs 45-63 ms for
+// 128 x 4096 x 4096), and ties for Q4_0; MR = 3 and NG = 2 were no better. Overridable
+// for tuning like the VNNI tile.
 #ifndef FICOCO_QGEMM_AVX2_MR
 #define FICOCO_QGEMM_AVX2_MR 4
 #endif
