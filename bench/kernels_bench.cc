@@ -143,31 +143,60 @@ namespace {
 // GemmContext::Linear for quantized weights, at prefill (GOP/s: 2*M*K*N integer
 // multiply-adds counted as two operations, comparable with the ~590 GOP/s VNNI peak) and
 // decode (weight_GB/s of packed bytes streamed, comparable with BM_QuantGemv).
-void BM_QuantGemm(benchmark::State& state) {
+using QuantGemmFn = void (*)(const QuantPackedWeight&, const float*, int64_t, float*, const float*);
+
+void RunQuantGemm(benchmark::State& state, QuantGemmFn fn, const char* path) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto type = static_cast<GgmlType>(state.range(3));
   const QuantPackedWeight pw = PackQuantWeight(type, RandomQuantWeight(type, n, k).data(), n, k);
   Matrix x = RandomActivations(m, k);
   std::vector<float> y(static_cast<size_t>(m * n));
   for (auto _ : state) {
-    QuantGemm(pw, x.data(), m, y.data());
+    fn(pw, x.data(), m, y.data(), nullptr);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GOP/s"] = benchmark::Counter(2.0 * m * k * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_GB/s"] =
       benchmark::Counter(static_cast<double>(pw.nbytes()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(GgmlTypeName(type)) + " " + QuantGemmPath());
+  state.SetLabel(std::string(GgmlTypeName(type)) + " " + path);
 }
+
+// The three kernels on the same shapes: decode (M = 1) and a 128-row prefill chunk for
+// q/k/v/o (4096 x 4096) and gate/up (N = 11008, K = 4096), both types.
+void QuantGemmCompareShapes(benchmark::internal::Benchmark* b) {
+  for (int64_t m : {1, 128})
+    for (int64_t n : {4096, 11008})
+      for (int64_t type : {2, 8}) b->Args({m, 4096, n, type});
+}
+
+void BM_QuantGemm(benchmark::State& state) { RunQuantGemm(state, QuantGemm, QuantGemmPath()); }
 BENCHMARK(BM_QuantGemm)
     ->Args({576, 4096, 11008, 2})  // LLaMA gate/up over the image tokens, Q4_0
     ->Args({576, 4096, 11008, 8})  // Q8_0
     ->Args({576, 11008, 4096, 2})  // down_proj (long k)
     ->Args({576, 4096, 4096, 8})   // q/k/v/o
-    ->Args({1, 4096, 11008, 8})    // decode
-    ->Args({1, 4096, 11008, 2})
     ->Args({4, 4096, 11008, 2})
+    ->Apply(QuantGemmCompareShapes)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+#if defined(__AVX2__) && defined(__FMA__)
+// The AVX2 + FMA kernel (QuantGemm's path on x86 without AVX512-VNNI), callable on any
+// AVX2 build. On an AVX-512 build the compiler may give it the EVEX encodings and 32
+// vector registers; a build with -march=x86-64-v3 shows the code AVX2-only CPUs run
+// (docs/quantized.md).
+void BM_QuantGemmAvx2(benchmark::State& state) { RunQuantGemm(state, QuantGemmAvx2, "avx2"); }
+BENCHMARK(BM_QuantGemmAvx2)
+    ->Args({576, 4096, 11008, 2})
+    ->Args({576, 4096, 11008, 8})
+    ->Apply(QuantGemmCompareShapes)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+#endif
+
+// The portable scalar kernel (non-x86 builds), for scale: the 128-row runs take seconds.
+void BM_QuantGemmScalar(benchmark::State& state) { RunQuantGemm(state, QuantGemmScalar, "scalar"); }
+BENCHMARK(BM_QuantGemmScalar)->Apply(QuantGemmCompareShapes)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace ficoco

@@ -35,7 +35,17 @@ struct Path {
   const char* name;
   GemmFn fn;
 };
-const Path kPaths[] = {{"dispatched", QuantGemm}, {"scalar", QuantGemmScalar}};
+#if defined(__AVX2__) && defined(__FMA__)
+#define FICOCO_TEST_AVX2 1
+#endif
+// The AVX2 kernel is listed too whenever it is compiled, also on AVX-512 builds where
+// QuantGemm itself dispatches to VNNI, so every test below covers all three kernels.
+const Path kPaths[] = {{"dispatched", QuantGemm},
+                       {"scalar", QuantGemmScalar},
+#if defined(FICOCO_TEST_AVX2)
+                       {"avx2", QuantGemmAvx2},
+#endif
+};
 
 std::vector<uint8_t> Half(float v) {
   const uint16_t h = F32ToF16(v);
@@ -247,9 +257,157 @@ TEST(QuantGemm, Errors) {
   EXPECT_THROW(LinearWeight(GgmlType::Q8_0, blocks.data(), 2, 32, &bad_bias, "layer.weight"), Error);
 }
 
+// The AVX2 kernel for every row count 1..130 (tiles of FICOCO_QGEMM_AVX2_MR rows and all
+// tails), odd column counts (partial 16-column groups and 8-column halves), with and
+// without bias: against the double reference with the tolerance of the tests above, and
+// against the scalar kernel on the same packed weight.
+TEST(QuantGemmAvx2, EveryRowCountBothTypesWithAndWithoutBias) {
+#if !defined(FICOCO_TEST_AVX2)
+  GTEST_SKIP() << "the compiler does not target AVX2 + FMA: QuantGemmAvx2 is not built";
+#else
+  const int64_t kMaxM = 130;
+  struct Shape {
+    int64_t n, k;
+  };
+  uint32_t seed = 700;
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (const Shape sh : {Shape{37, 64}, Shape{9, 32}, Shape{50, 416}}) {
+      // One problem of 130 rows; a call with m rows uses its first m (rows are independent).
+      const Problem p = MakeProblem(t, sh.n, sh.k, kMaxM, seed++);
+      const QuantPackedWeight pw = PackQuantWeight(t, p.blocks.data(), sh.n, sh.k);
+      std::vector<float> bias(static_cast<size_t>(sh.n));
+      for (int64_t j = 0; j < sh.n; ++j) bias[static_cast<size_t>(j)] = 3.0f - 0.25f * static_cast<float>(j);
+      for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+        for (int64_t m = 1; m <= kMaxM; ++m) {
+          const size_t outs = static_cast<size_t>(m * sh.n);
+          std::vector<float> y(outs + 1, NAN), ys(outs, NAN);
+          y[outs] = 12345.0f;  // guard: nothing written past row m
+          QuantGemmAvx2(pw, p.x.data(), m, y.data(), b);
+          QuantGemmScalar(pw, p.x.data(), m, ys.data(), b);
+          ASSERT_EQ(y[outs], 12345.0f) << "write past the last row, m=" << m;
+          for (size_t o = 0; o < outs; ++o) {
+            const float bo = b ? b[o % static_cast<size_t>(sh.n)] : 0.0f;
+            const std::string where = std::string(GgmlTypeName(t)) + (b ? " bias" : " no bias") +
+                                      " n=" + std::to_string(sh.n) + " k=" + std::to_string(sh.k) +
+                                      " m=" + std::to_string(m) + " out " + std::to_string(o);
+            ASSERT_LE(std::fabs(y[o] - (p.tight[o] + bo)), p.tol[o] + (b ? 1e-5f : 0.0f)) << where;
+            ASSERT_LE(std::fabs(y[o] - ys[o]), 2 * p.tol[o] + (b ? 1e-5f : 0.0f)) << where;
+          }
+        }
+      }
+    }
+  }
+#endif
+}
+
+// Extreme values: weights and activations at +-127 (and Q8_0 weights at -128, which ggml's
+// quantizer never writes but a GGUF file may hold) in every lane, scales 1. Every partial
+// sum is an integer below 2^24, so all kernels must be exact. This catches int16
+// saturation: vpmaddubsw on Q8_0's offset bytes (255 * 127 * 2 > 32767), the sign trick
+// applied the wrong way round (negating a -128), or Q4_0's int16 block sums kept longer
+// than one block.
+struct ExtremeCase {
+  std::vector<uint8_t> blocks;
+  std::vector<float> x;
+  std::vector<float> exact;
+};
+
+// Activation row r, element e: always +-127, so d_x = 1 and q = x exactly.
+float ExtremeActivation(int64_t r, int64_t e) {
+  switch (r % 6) {
+    case 0: return 127.0f;
+    case 1: return -127.0f;
+    case 2: return e % 2 ? -127.0f : 127.0f;
+    case 3: return e % 2 ? 127.0f : -127.0f;
+    case 4: return e % 32 < 16 ? 127.0f : -127.0f;
+    default: return (e * 7 + r) % 5 < 2 ? -127.0f : 127.0f;
+  }
+}
+
+// Q8_0 weight value of column j, element e (-128..127).
+int ExtremeQ8(int64_t j, int64_t e) {
+  switch (j % 6) {
+    case 0: return 127;
+    case 1: return -127;
+    case 2: return -128;
+    case 3: return e % 2 ? -127 : 127;
+    case 4: return e % 2 ? 127 : -128;
+    default: return e % 32 < 16 ? 127 : -128;
+  }
+}
+
+// Q4_0 stored nibble (0..15, value nibble - 8) of column j, element e.
+int ExtremeQ4Nibble(int64_t j, int64_t e) {
+  switch (j % 5) {
+    case 0: return 15;
+    case 1: return 0;
+    case 2: return e % 2 ? 0 : 15;
+    case 3: return e % 2 ? 15 : 0;
+    default: return e % 32 < 16 ? 15 : 0;
+  }
+}
+
+ExtremeCase MakeExtreme(GgmlType type, int64_t n, int64_t k, int64_t m) {
+  const bool q4 = type == GgmlType::Q4_0;
+  ExtremeCase c;
+  const std::vector<uint8_t> one = Half(1.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t b = 0; b < k / 32; ++b) {
+      c.blocks.insert(c.blocks.end(), one.begin(), one.end());
+      if (q4) {
+        for (int64_t i = 0; i < 16; ++i)
+          c.blocks.push_back(static_cast<uint8_t>(ExtremeQ4Nibble(j, b * 32 + i) |
+                                                  (ExtremeQ4Nibble(j, b * 32 + 16 + i) << 4)));
+      } else {
+        for (int64_t i = 0; i < 32; ++i)
+          c.blocks.push_back(static_cast<uint8_t>(static_cast<int8_t>(ExtremeQ8(j, b * 32 + i))));
+      }
+    }
+  }
+  c.x.resize(static_cast<size_t>(m * k));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t e = 0; e < k; ++e) c.x[static_cast<size_t>(r * k + e)] = ExtremeActivation(r, e);
+  c.exact.resize(static_cast<size_t>(m * n));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t s = 0;
+      for (int64_t e = 0; e < k; ++e) {
+        const int64_t wv = q4 ? ExtremeQ4Nibble(j, e) - 8 : ExtremeQ8(j, e);
+        s += wv * static_cast<int64_t>(ExtremeActivation(r, e));
+      }
+      c.exact[static_cast<size_t>(r * n + j)] = static_cast<float>(s);
+    }
+  return c;
+}
+
+TEST(QuantGemm, ExtremeValuesExactNoSaturation) {
+#if !defined(FICOCO_TEST_AVX2)
+  std::printf("note: AVX2 kernel not built; checking the other paths only\n");
+#endif
+  const int64_t n = 30, k = 128, m = 7;  // 2 groups (the second partial), 4 blocks
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    const ExtremeCase c = MakeExtreme(t, n, k, m);
+    const QuantPackedWeight pw = PackQuantWeight(t, c.blocks.data(), n, k);
+    // The reference itself must reach the int16 danger zone, or the test proves nothing:
+    // row 0 against column 0 is 128 products of 127 * 127 (Q8_0) or 7 * 127 (Q4_0).
+    EXPECT_EQ(c.exact[0], t == GgmlType::Q8_0 ? 128.0f * 127 * 127 : 128.0f * 7 * 127);
+    for (const Path& p : kPaths) {
+      std::vector<float> y(c.exact.size(), NAN);
+      p.fn(pw, c.x.data(), m, y.data(), nullptr);
+      for (size_t o = 0; o < y.size(); ++o)
+        ASSERT_EQ(y[o], c.exact[o]) << p.name << " " << GgmlTypeName(t) << " row " << o / n << " col " << o % n;
+    }
+  }
+}
+
 TEST(QuantGemm, ReportsPath) {
   const std::string path = QuantGemmPath();
-  EXPECT_TRUE(path == "avx512-vnni" || path == "scalar") << path;
+  EXPECT_TRUE(path == "avx512-vnni" || path == "avx2" || path == "scalar") << path;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+  EXPECT_EQ(path, "avx512-vnni");
+#elif defined(FICOCO_TEST_AVX2)
+  EXPECT_EQ(path, "avx2");
+#endif
   std::printf("QuantGemm path: %s\n", path.c_str());
 }
 

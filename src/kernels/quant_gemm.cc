@@ -12,6 +12,10 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define FICOCO_QGEMM_VNNI 1
 #endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define FICOCO_QGEMM_AVX2 1
+#define FICOCO_QGEMM_INLINE inline __attribute__((always_inline))
+#endif
 
 namespace ficoco {
 namespace {
@@ -31,6 +35,17 @@ constexpr int64_t kGroupTile = FICOCO_QGEMM_NG;   // column groups per micro-ker
 
 int64_t WeightBytesPerBlockGroup(GgmlType t) { return t == GgmlType::Q4_0 ? 4 * 64 : 8 * 64; }
 int32_t Offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
+
+#if defined(FICOCO_QGEMM_VNNI) || defined(FICOCO_QGEMM_AVX2)
+// Column groups per OpenMP work item: a panel of about 256 KiB of packed weights stays in
+// L2 while every row tile passes over it; a multiple of the micro-kernel's group tile (at
+// least one tile) so the full-width kernel covers all but the last panel's tail.
+int64_t PanelGroups(const QuantPackedWeight& w, int64_t group_tile) {
+  const int64_t group_bytes = w.blocks_per_row() * w.block_group_bytes();
+  int64_t panel = std::max<int64_t>(group_tile, (256 << 10) / group_bytes);
+  return panel - panel % group_tile;
+}
+#endif
 
 // The activation rows of one call, quantized to blocks of 32.
 struct QuantRows {
@@ -164,11 +179,7 @@ void RowTile(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t
 template <bool kQ4>
 void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
   const int64_t groups = w.groups();
-  // Column panels sized so one panel of packed weights (~256 KiB) stays in L2 while
-  // every row tile passes over it; at least 2 groups so the paired kernel is used.
-  const int64_t group_bytes = w.blocks_per_row() * w.block_group_bytes();
-  int64_t panel = std::max<int64_t>(kGroupTile, (256 << 10) / group_bytes);
-  panel -= panel % kGroupTile;
+  const int64_t panel = PanelGroups(w, kGroupTile);
   const int64_t panels = (groups + panel - 1) / panel;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t p = 0; p < panels; ++p) {
@@ -183,6 +194,186 @@ void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* 
 }
 #endif
 
+#if defined(FICOCO_QGEMM_AVX2)
+// AVX2 + FMA path on the same packed layout. One 256-bit vector is half of a 64-byte group
+// vector: 8 columns x 4 consecutive k-values, int32 lane c' holding column 8h + c' of half
+// h. AVX2 has no vpdpbusd; its unsigned x signed byte product is vpmaddubsw, which adds
+// PAIRS of products into SATURATING int16 lanes, then vpmaddwd against ones adds the two
+// pairs of each column's 4 k-values into int32. Every bound below keeps vpmaddubsw's int16
+// results exact. They rely on |activation| <= 127: QuantizeActivationRow clamps to
+// [-127, 127], so -128 never occurs on the activation side.
+//   Q4_0: the stored nibble u = q + 8 (0..15) is the unsigned operand and the offset is
+//     removed through the accumulator start, as in the VNNI path. A pair is at most
+//     2 * 15 * 127 = 3810, so a column's int16 lane can collect all 8 pairs of a block
+//     (4 vectors x low/high nibbles: <= 30480 < 32767) before one widening per block.
+//   Q8_0: the stored byte q + 128 (0..255) would give pairs up to 2 * 255 * 127 = 64770
+//     and saturate. So the signed weight is recovered (XOR 0x80) and the sign moves to
+//     the activation: q * x = |q| * (x * sign(q)). |q| <= 128 read as unsigned (a stored
+//     -128 in a foreign GGUF becomes 0x80 = 128, still correct) and |x * sign(q)| <= 127,
+//     so a pair is at most 2 * 128 * 127 = 32512: exact. No offset, no correction term.
+//     Two pairs may exceed int16, so each vpmaddubsw is widened on its own.
+// Register tile: MR rows x NG groups = MR x 2NG halves, one integer and one float
+// accumulator each, against 16 ymm registers on AVX2 machines. MR = 4, NG = 1 needs more
+// than 16, so the compiler keeps some accumulators on the stack; measured anyway on an
+// x86-64-v3 build (busy host, 1 thread, CPU time) it beats MR = 2 for Q8_0, whose XOR and
+// abs of each weight vector are then shared by more rows (38 vs 45-63 ms for
+// 128 x 4096 x 4096), and ties for Q4_0; MR = 3 and NG = 2 were no better. Overridable
+// for tuning like the VNNI tile.
+#ifndef FICOCO_QGEMM_AVX2_MR
+#define FICOCO_QGEMM_AVX2_MR 4
+#endif
+#ifndef FICOCO_QGEMM_AVX2_NG
+#define FICOCO_QGEMM_AVX2_NG 1
+#endif
+constexpr int64_t kAvx2RowTile = FICOCO_QGEMM_AVX2_MR;
+constexpr int64_t kAvx2GroupTile = FICOCO_QGEMM_AVX2_NG;
+
+// The offset QuantizeRows folds into the accumulator start for the AVX2 path: Q8_0
+// multiplies signed weights, so none.
+int32_t Avx2Offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 0; }
+
+FICOCO_QGEMM_INLINE __m256i Broadcast4Avx2(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Ends the compiler's freedom to reorder a sum: without it GCC 12 computes all products
+// of a block first and adds them as a tree, which needs more than 16 ymm registers and
+// spills to the stack. The empty asm claims to read and modify v, so each addition happens
+// where it is written and the accumulator stays in one register.
+FICOCO_QGEMM_INLINE void KeepInRegister(__m256i& v) { __asm__("" : "+x"(v)); }
+
+// Half h (8 columns) of 64-byte vector v of group block `blk`.
+FICOCO_QGEMM_INLINE __m256i LoadHalf(const uint8_t* blk, int v, int h) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + v * 64 + h * 32));
+}
+
+// sum[i][h]: int32 per column of half h, the block's 32 products (stored nibbles times
+// activations, offset not yet removed) for row i. blk[g]: group g's block, xb[i]: row i's
+// 32 quantized activations.
+template <int MR, int NG>
+FICOCO_QGEMM_INLINE void BlockSumsQ4(const uint8_t* const* blk, const int8_t* const* xb,
+                                     __m256i (&sum)[MR][2 * NG]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256i s16[MR][2 * NG];
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2 * NG; ++h) s16[i][h] = _mm256_setzero_si256();
+  for (int v = 0; v < 4; ++v) {
+    for (int h = 0; h < 2 * NG; ++h) {
+      const __m256i raw = LoadHalf(blk[h / 2], v, h % 2);
+      const __m256i lo = _mm256_and_si256(raw, low4);                         // elements 4v + t
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);  // elements 16 + 4v + t
+      for (int i = 0; i < MR; ++i) {
+        const __m256i pl = _mm256_maddubs_epi16(lo, Broadcast4Avx2(xb[i] + 4 * v));
+        const __m256i ph = _mm256_maddubs_epi16(hi, Broadcast4Avx2(xb[i] + 16 + 4 * v));
+        s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_add_epi16(pl, ph));
+        KeepInRegister(s16[i][h]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2 * NG; ++h) sum[i][h] = _mm256_madd_epi16(s16[i][h], ones);
+}
+
+// The same for Q8_0 through the sign trick (exact signed sums, nothing to correct).
+template <int MR, int NG>
+FICOCO_QGEMM_INLINE void BlockSumsQ8(const uint8_t* const* blk, const int8_t* const* xb,
+                                     __m256i (&sum)[MR][2 * NG]) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2 * NG; ++h) sum[i][h] = _mm256_setzero_si256();
+  for (int v = 0; v < 8; ++v) {
+    for (int h = 0; h < 2 * NG; ++h) {
+      const __m256i q = _mm256_xor_si256(LoadHalf(blk[h / 2], v, h % 2), flip);  // signed weights
+      const __m256i aq = _mm256_abs_epi8(q);  // |q| as unsigned bytes (-128 -> 128)
+      for (int i = 0; i < MR; ++i) {
+        const __m256i xs = _mm256_sign_epi8(Broadcast4Avx2(xb[i] + 4 * v), q);  // x * sign(q)
+        sum[i][h] = _mm256_add_epi32(sum[i][h], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, xs), ones));
+        KeepInRegister(sum[i][h]);
+      }
+    }
+  }
+}
+
+// Lanes [0, cols) set: the columns of a half that exist (the last group may be partial).
+FICOCO_QGEMM_INLINE __m256i ColumnMask(int64_t cols) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// y rows r0 .. r0+MR-1, column groups g0 .. g0+NG-1, over the whole k: exact integer block
+// sums, then per block acc += float(sum) * d_x * d_w, as in the VNNI micro-kernel.
+template <int MR, int NG, bool kQ4>
+void MicroKernelAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t g0, float* y,
+                     const float* bias) {
+  constexpr int NH = 2 * NG;
+  const int64_t nb = w.blocks_per_row(), k = w.k(), bgb = w.block_group_bytes(), n = w.n_out();
+  constexpr int64_t wbytes = kQ4 ? 4 * 64 : 8 * 64;
+  const uint8_t* wg[NG];
+  for (int g = 0; g < NG; ++g) wg[g] = w.data() + (g0 + g) * nb * bgb;
+  __m256 facc[MR][NH];
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < NH; ++h) facc[i][h] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk[NG];
+    for (int g = 0; g < NG; ++g) blk[g] = wg[g] + b * bgb;
+    const int8_t* xb[MR];
+    for (int i = 0; i < MR; ++i) xb[i] = a.q.data() + (r0 + i) * k + b * kBlock;
+    __m256i sum[MR][NH];
+    if constexpr (kQ4)
+      BlockSumsQ4<MR, NG>(blk, xb, sum);
+    else
+      BlockSumsQ8<MR, NG>(blk, xb, sum);
+    for (int h = 0; h < NH; ++h) {
+      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(blk[h / 2] + wbytes) + 8 * (h % 2));
+      for (int i = 0; i < MR; ++i) {
+        const size_t ib = static_cast<size_t>((r0 + i) * nb + b);
+        __m256i s = sum[i][h];
+        if constexpr (kQ4) s = _mm256_add_epi32(s, _mm256_set1_epi32(a.corr[ib]));
+        const __m256 sx = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a.d[ib]));
+        facc[i][h] = _mm256_fmadd_ps(sx, dw, facc[i][h]);
+      }
+    }
+  }
+  for (int h = 0; h < NH; ++h) {
+    const int64_t c0 = (g0 + h / 2) * kQuantGroup + 8 * (h % 2);
+    if (c0 >= n) continue;
+    const __m256i mask = ColumnMask(std::min<int64_t>(8, n - c0));
+    const __m256 bv = bias ? _mm256_maskload_ps(bias + c0, mask) : _mm256_setzero_ps();
+    for (int i = 0; i < MR; ++i) _mm256_maskstore_ps(y + (r0 + i) * n + c0, mask, _mm256_add_ps(facc[i][h], bv));
+  }
+}
+
+// Runs f.template operator()<R>() with R = rows, 1 <= rows <= kMax: the micro-kernel's
+// row count must be a compile-time constant to keep its accumulators in registers.
+template <int kMax, class F>
+void WithRowCount(int64_t rows, F&& f) {
+  if constexpr (kMax > 1) {
+    if (rows < kMax) return WithRowCount<kMax - 1>(rows, f);
+  }
+  f.template operator()<kMax>();
+}
+
+template <bool kQ4>
+void GemmAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
+  const int64_t groups = w.groups();
+  const int64_t panel = PanelGroups(w, kAvx2GroupTile);
+  const int64_t panels = (groups + panel - 1) / panel;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t g_begin = p * panel, g_end = std::min(groups, g_begin + panel);
+    for (int64_t r0 = 0; r0 < m; r0 += kAvx2RowTile) {
+      WithRowCount<kAvx2RowTile>(std::min(kAvx2RowTile, m - r0), [&]<int R>() {
+        int64_t g = g_begin;
+        for (; g + kAvx2GroupTile <= g_end; g += kAvx2GroupTile)
+          MicroKernelAvx2<R, kAvx2GroupTile, kQ4>(w, a, r0, g, y, bias);
+        for (; g < g_end; ++g) MicroKernelAvx2<R, 1, kQ4>(w, a, r0, g, y, bias);
+      });
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 int64_t QuantPackedWeight::block_group_bytes() const { return WeightBytesPerBlockGroup(type_) + kQuantGroup * 4; }
@@ -192,6 +383,8 @@ bool QuantGemmSupports(GgmlType type) { return type == GgmlType::Q8_0 || type ==
 const char* QuantGemmPath() {
 #if defined(FICOCO_QGEMM_VNNI)
   return "avx512-vnni";
+#elif defined(FICOCO_QGEMM_AVX2)
+  return "avx2";
 #else
   return "scalar";
 #endif
@@ -273,6 +466,18 @@ void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, floa
   }
 }
 
+#if defined(FICOCO_QGEMM_AVX2)
+void QuantGemmAvx2(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias) {
+  CheckCall("QuantGemmAvx2", w, m);
+  if (m == 0) return;
+  const QuantRows a = QuantizeRows(x, m, w.k(), Avx2Offset(w.type()));
+  if (w.type() == GgmlType::Q4_0)
+    GemmAvx2<true>(w, a, m, y, bias);
+  else
+    GemmAvx2<false>(w, a, m, y, bias);
+}
+#endif
+
 void QuantGemm(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias) {
 #if defined(FICOCO_QGEMM_VNNI)
   CheckCall("QuantGemm", w, m);
@@ -282,6 +487,8 @@ void QuantGemm(const QuantPackedWeight& w, const float* x, int64_t m, float* y, 
     GemmVnni<true>(w, a, m, y, bias);
   else
     GemmVnni<false>(w, a, m, y, bias);
+#elif defined(FICOCO_QGEMM_AVX2)
+  QuantGemmAvx2(w, x, m, y, bias);
 #else
   QuantGemmScalar(w, x, m, y, bias);
 #endif

@@ -17,6 +17,8 @@
 // subtracted through the accumulator's starting value (one integer per row and block).
 // Activations are quantized per row to blocks of 32 exactly as QuantGemv does
 // (QuantizeActivationRow), so both compute the same integer block sums.
+// Without AVX512-VNNI, an AVX2 + FMA kernel reads the same layout as two 256-bit halves
+// (8 columns x 4 k-values each) with vpmaddubsw + vpmaddwd; see QuantGemmAvx2.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -60,14 +62,22 @@ QuantPackedWeight PackQuantWeight(GgmlType type, const void* ggml_blocks, int64_
 
 // y[m, n_out] = x[m, k] * W^T (+ bias[n_out] when not null). Row tiles of up to 4
 // activation rows against pairs of column groups, OpenMP over column panels sized to
-// stay in L2. AVX512-VNNI when compiled for it, else QuantGemmScalar.
+// stay in L2. Chosen at compile time: AVX512-VNNI, else QuantGemmAvx2, else QuantGemmScalar.
 void QuantGemm(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias = nullptr);
 
 // The same product through portable scalar code on the packed layout (tests, fallback).
 void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, float* y,
                      const float* bias = nullptr);
 
-// "avx512-vnni" or "scalar": the path QuantGemm was compiled with.
+#if defined(__AVX2__) && defined(__FMA__)
+// The same product through the AVX2 + FMA kernel (QuantGemm's path on x86 without
+// AVX512-VNNI). Compiled whenever the compiler targets AVX2 and FMA, also on AVX-512
+// builds, so tests and benchmarks can run it there. Integer block sums are exact (no
+// int16 saturation, see quant_gemm.cc) and equal to the VNNI and scalar ones.
+void QuantGemmAvx2(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias = nullptr);
+#endif
+
+// "avx512-vnni", "avx2" or "scalar": the path QuantGemm was compiled with.
 const char* QuantGemmPath();
 
 }  // namespace ficoco
