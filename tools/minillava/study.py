@@ -63,7 +63,8 @@ def eval_one(a, bench, method, keep):
         cmd += ["--method", method, "--keep", str(keep)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        return out, "FAILED: " + (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+        errors = [line for line in r.stderr.splitlines() if "error:" in line] or r.stderr.strip().splitlines()
+        return out, "FAILED: " + (errors[0] if errors else "(no message)")
     return out, "ok"
 
 

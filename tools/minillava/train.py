@@ -338,6 +338,8 @@ def worker(rank, a):
     if a.config:
         with open(a.config) as f:
             cfg.update(json.load(f))
+    if a.look_weight > 0 and not 0 <= a.look_layer < cfg["text"]["num_hidden_layers"]:
+        sys.exit(f"--look-layer {a.look_layer} is not a layer of the {cfg['text']['num_hidden_layers']}-layer decoder")
     sp = spm.SentencePieceProcessor(model_file=a.tokenizer)
     image_id = cfg["image_token_index"]
     if sp.get_piece_size() > image_id:
@@ -433,11 +435,13 @@ def worker(rank, a):
         batch = [train[i] for i in idx]
         ids, lab, _, looks = make_batch(batch, sp, image_id, rng, a.turns, a.turns > 0, pixels=False)
         feats = feats_all[idx]
-        supervised = model.language_model.model.layers[a.look_layer].self_attn
-        supervised.keep_probs = a.look_weight > 0
+        supervised = model.language_model.model.layers[a.look_layer].self_attn if a.look_weight > 0 else None
+        if supervised:
+            supervised.keep_probs = True
         loss, ok = loss_and_acc(model, ids, lab, None, feats)
-        look = look_loss(model, looks, a.look_layer, lab.shape[1]) if a.look_weight > 0 else torch.zeros(())
-        supervised.keep_probs, supervised.probs = False, None
+        look = look_loss(model, looks, a.look_layer, lab.shape[1]) if supervised else torch.zeros(())
+        if supervised:
+            supervised.keep_probs, supervised.probs = False, None
         align = align_loss(model, feats, [s["scene"] for s in batch], targets) if a.align_weight > 0 else torch.zeros(())
         total = loss + a.align_weight * align + a.look_weight * look
         opt.zero_grad()
