@@ -109,10 +109,22 @@ void PlotScoreVsTflops(const std::string& png_path, const std::string& title, co
   cairo_set_font_size(cr, 13);
   for (size_t i = 0; i < series.size(); ++i) {
     const Colour& c = kPalette[i % std::size(kPalette)];
+    // Past the palette's length, colours repeat with a dashed line and square markers, so
+    // every series up to twice the palette stays distinguishable (a study has 16 methods).
+    const bool second_style = (i / std::size(kPalette)) % 2 == 1;
+    const double series_dash[] = {5.0, 3.0};
+    auto marker = [&](double x, double y) {
+      if (second_style)
+        cairo_rectangle(cr, x - 4.0, y - 4.0, 8.0, 8.0);
+      else
+        cairo_arc(cr, x, y, 4.5, 0, 2 * M_PI);
+      cairo_fill(cr);
+    };
     std::vector<std::pair<double, double>> pts = series[i].points;
     std::sort(pts.begin(), pts.end());
     cairo_set_source_rgb(cr, c.r, c.g, c.b);
     cairo_set_line_width(cr, 2);
+    if (second_style) cairo_set_dash(cr, series_dash, 2, 0);
     for (size_t k = 0; k < pts.size(); ++k) {
       if (k == 0)
         cairo_move_to(cr, px(pts[k].first), py(pts[k].second));
@@ -120,6 +132,7 @@ void PlotScoreVsTflops(const std::string& png_path, const std::string& title, co
         cairo_line_to(cr, px(pts[k].first), py(pts[k].second));
     }
     cairo_stroke(cr);
+    cairo_set_dash(cr, nullptr, 0, 0);
     if (series[i].name == "none" && pts.size() == 1) {
       // The unreduced model is the reference every method is read against: a dashed level.
       const double dash[] = {6.0, 4.0};
@@ -129,15 +142,13 @@ void PlotScoreVsTflops(const std::string& png_path, const std::string& title, co
       cairo_set_dash(cr, nullptr, 0, 0);
       cairo_set_line_width(cr, 2);
     }
-    for (auto [x, y] : pts) {
-      cairo_arc(cr, px(x), py(y), 4.5, 0, 2 * M_PI);
-      cairo_fill(cr);
-    }
+    for (auto [x, y] : pts) marker(px(x), py(y));
     // Legend entry.
     const double ly = kTop + 14 + 22.0 * i;
-    cairo_arc(cr, kLeft + pw + 22, ly, 4.5, 0, 2 * M_PI);
-    cairo_fill(cr);
+    marker(kLeft + pw + 22, ly);
+    if (second_style) cairo_set_dash(cr, series_dash, 2, 0);
     cairo_move_to(cr, kLeft + pw + 12, ly), cairo_line_to(cr, kLeft + pw + 32, ly), cairo_stroke(cr);
+    cairo_set_dash(cr, nullptr, 0, 0);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     Text(cr, kLeft + pw + 40, ly, series[i].name, 0, 0.4);
   }
