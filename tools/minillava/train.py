@@ -157,11 +157,12 @@ def align_loss(model, features, scenes, targets):
 def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True):
     """Token ids, labels and (if pixels) pixel tensors for conversations about `samples`.
     fresh: turns_per_image new questions drawn from each scene; otherwise the stored
-    conversation's turns, shuffled. single_turn=i: only stored turn i mod len (evaluation)."""
+    conversation's turns, shuffled. single_turn=i: sample r asks only its stored turn
+    (i + r) mod (its turn count) (evaluation: consecutive images cover every type)."""
     seqs, labs, pix, looks = [], [], [], []
     for row, s in enumerate(samples):
         if single_turn is not None:
-            turns = [s["turns"][single_turn % len(s["turns"])]]
+            turns = [s["turns"][(single_turn + row) % len(s["turns"])]]
         elif fresh:
             turns = fresh_turns(scene_object(s["scene"]), rng, turns_per_image)
         else:
@@ -229,14 +230,7 @@ def evaluate(model, val, sp, image_id, n, batch):
     val = val[:n]
     for i in range(0, len(val), batch):
         chunk = val[i:i + batch]
-        rows = [make_batch([s], sp, image_id, None, 1, False, single_turn=i + j)[:3] for j, s in enumerate(chunk)]
-        t = max(r[0].shape[1] for r in rows)
-        ids = torch.zeros((len(rows), t), dtype=torch.long)
-        lab = torch.full((len(rows), t + 143), -100, dtype=torch.long)
-        for j, r in enumerate(rows):
-            ids[j, :r[0].shape[1]] = r[0][0]
-            lab[j, :r[1].shape[1]] = r[1][0]
-        pix = torch.cat([r[2] for r in rows])
+        ids, lab, pix, _ = make_batch(chunk, sp, image_id, None, 1, False, single_turn=i)
         _, ok = loss_and_acc(model, ids, lab, pix)
         for j, s in enumerate(chunk):
             kind = s["types"][(i + j) % len(s["types"])]
@@ -377,8 +371,7 @@ def worker(rank, a):
         return out
 
     def progress_of(step, steps, t0, minutes):
-        local = max(step / steps, (time.time() - t0) / 60 / minutes)
-        return local
+        return max(step / steps, (time.time() - t0) / 60 / minutes)
 
     # Stage 1: vision tower + cell heads.
     vision = model.vision_tower.vision_model
