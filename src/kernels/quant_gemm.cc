@@ -45,6 +45,22 @@ int64_t PanelGroups(const QuantPackedWeight& w, int64_t group_tile) {
   int64_t panel = std::max<int64_t>(group_tile, (256 << 10) / group_bytes);
   return panel - panel % group_tile;
 }
+
+// The parallel schedule both SIMD paths share: OpenMP over column panels of
+// PanelGroups(w, group_tile) groups; inside a panel, row tiles of up to row_tile rows.
+// tile(r0, rows, g_begin, g_end) multiplies one row tile with one panel.
+template <class Tile>
+void ForEachPanelRowTile(const QuantPackedWeight& w, int64_t m, int64_t row_tile, int64_t group_tile,
+                         const Tile& tile) {
+  const int64_t groups = w.groups();
+  const int64_t panel = PanelGroups(w, group_tile);
+  const int64_t panels = (groups + panel - 1) / panel;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t g_begin = p * panel, g_end = std::min(groups, g_begin + panel);
+    for (int64_t r0 = 0; r0 < m; r0 += row_tile) tile(r0, std::min(row_tile, m - r0), g_begin, g_end);
+  }
+}
 #endif
 
 // The activation rows of one call, quantized to blocks of 32.
@@ -178,19 +194,11 @@ void RowTile(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t
 
 template <bool kQ4>
 void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
-  const int64_t groups = w.groups();
-  const int64_t panel = PanelGroups(w, kGroupTile);
-  const int64_t panels = (groups + panel - 1) / panel;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t p = 0; p < panels; ++p) {
-    const int64_t g_begin = p * panel, g_end = std::min(groups, g_begin + panel);
-    for (int64_t r0 = 0; r0 < m; r0 += kMaxRowTile) {
-      const int64_t rows = std::min(kMaxRowTile, m - r0);
-      int64_t g = g_begin;
-      for (; g + kGroupTile <= g_end; g += kGroupTile) RowTile<kQ4, kGroupTile>(w, a, r0, rows, g, y, bias);
-      for (; g < g_end; ++g) RowTile<kQ4, 1>(w, a, r0, rows, g, y, bias);
-    }
-  }
+  ForEachPanelRowTile(w, m, kMaxRowTile, kGroupTile, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
+    int64_t g = g_begin;
+    for (; g + kGroupTile <= g_end; g += kGroupTile) RowTile<kQ4, kGroupTile>(w, a, r0, rows, g, y, bias);
+    for (; g < g_end; ++g) RowTile<kQ4, 1>(w, a, r0, rows, g, y, bias);
+  });
 }
 #endif
 
@@ -356,21 +364,14 @@ void WithRowCount(int64_t rows, F&& f) {
 
 template <bool kQ4>
 void GemmAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
-  const int64_t groups = w.groups();
-  const int64_t panel = PanelGroups(w, kAvx2GroupTile);
-  const int64_t panels = (groups + panel - 1) / panel;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t p = 0; p < panels; ++p) {
-    const int64_t g_begin = p * panel, g_end = std::min(groups, g_begin + panel);
-    for (int64_t r0 = 0; r0 < m; r0 += kAvx2RowTile) {
-      WithRowCount<kAvx2RowTile>(std::min(kAvx2RowTile, m - r0), [&]<int R>() {
-        int64_t g = g_begin;
-        for (; g + kAvx2GroupTile <= g_end; g += kAvx2GroupTile)
-          MicroKernelAvx2<R, kAvx2GroupTile, kQ4>(w, a, r0, g, y, bias);
-        for (; g < g_end; ++g) MicroKernelAvx2<R, 1, kQ4>(w, a, r0, g, y, bias);
-      });
-    }
-  }
+  ForEachPanelRowTile(w, m, kAvx2RowTile, kAvx2GroupTile, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
+    WithRowCount<kAvx2RowTile>(rows, [&]<int R>() {
+      int64_t g = g_begin;
+      for (; g + kAvx2GroupTile <= g_end; g += kAvx2GroupTile)
+        MicroKernelAvx2<R, kAvx2GroupTile, kQ4>(w, a, r0, g, y, bias);
+      for (; g < g_end; ++g) MicroKernelAvx2<R, 1, kQ4>(w, a, r0, g, y, bias);
+    });
+  });
 }
 #endif
 
