@@ -101,9 +101,12 @@ TEST_P(AttentionRows, MatchesNaiveSoftmaxWithCausalMaskAndGqa) {
 INSTANTIATE_TEST_SUITE_P(FewAndManyQueries, AttentionRows, ::testing::Values(1, 3, 9));
 
 // The decode path and the batched path (forced by asking for the probabilities) agree,
-// key bias included.
-TEST(Attention, InPlaceDecodePathEqualsBatchedPath) {
-  const int h = 4, hkv = 4, d = 16;
+// key bias included, for head sizes with a register-resident SIMD form (32, 64, 128),
+// and ones without (16, 40); 299 and 300 visible keys cover the 4-key loop's tail.
+class AttentionDecodeHeadDim : public ::testing::TestWithParam<int> {};
+
+TEST_P(AttentionDecodeHeadDim, InPlaceDecodePathEqualsBatchedPath) {
+  const int h = 4, hkv = 4, d = GetParam();
   const int64_t tk = 300;
   Matrix q = RandomMatrix(2, h * d, 11), k = RandomMatrix(tk, hkv * d, 12), v = RandomMatrix(tk, hkv * d, 13);
   std::vector<float> bias(static_cast<size_t>(tk));
@@ -117,6 +120,8 @@ TEST(Attention, InPlaceDecodePathEqualsBatchedPath) {
   ASSERT_EQ(fast.rows(), 2);
   EXPECT_LE(test::MaxAbsDiff(fast.data(), batched.data(), fast.rows() * fast.cols()), 1e-5f);
 }
+
+INSTANTIATE_TEST_SUITE_P(HeadSizes, AttentionDecodeHeadDim, ::testing::Values(16, 32, 40, 64, 128));
 
 TEST(AttentionSignals, HeadMeanLogitIsFullWidthDotOverHSqrtD) {
   const int h = 2, d = 2;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "kernels/decode_attention.h"
 #include "kernels/softmax.h"
 
 namespace ficoco {
@@ -25,26 +26,9 @@ void InPlaceAttention(const Matrix& q, const Matrix& k, const Matrix& v, int h, 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int hi = 0; hi < h; ++hi) {
     for (int64_t i = 0; i < tq; ++i) {
-      const int64_t kv_offset = static_cast<int64_t>(hi / group) * d;
-      const float* qv = q.row(i) + static_cast<int64_t>(hi) * d;
-      float* row = scores.data() + (hi * tq + i) * tk;
       const int64_t visible = mask.causal ? std::min<int64_t>(tk, mask.query_offset + i + 1) : tk;
-      for (int64_t j = 0; j < visible; ++j) {
-        const float* kv = k.row(j) + kv_offset;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int c = 0; c < d; ++c) dot += qv[c] * kv[c];
-        row[j] = dot * scale + (mask.key_bias != nullptr ? (*mask.key_bias)[static_cast<size_t>(j)] : 0.0f);
-      }
-      SoftmaxRow(row, visible);
-      float* o = out.row(i) + static_cast<int64_t>(hi) * d;
-      std::fill_n(o, d, 0.0f);
-      for (int64_t j = 0; j < visible; ++j) {
-        const float p = row[j];
-        const float* vv = v.row(j) + kv_offset;
-#pragma omp simd
-        for (int c = 0; c < d; ++c) o[c] += p * vv[c];
-      }
+      DecodeAttentionRow(q.row(i) + static_cast<int64_t>(hi) * d, k, v, static_cast<int64_t>(hi / group) * d, visible, d,
+                         scale, mask.key_bias, scores.data() + (hi * tq + i) * tk, out.row(i) + static_cast<int64_t>(hi) * d);
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "base/error.h"
+#include "base/weight_buffer.h"
 #include "kernels/quant_gemv.h"
 #include "kernels/simd.h"
 #include "tensor/dtype.h"
@@ -32,6 +33,10 @@ constexpr int64_t kBlock = 32;
 #endif
 constexpr int64_t kMaxRowTile = FICOCO_QGEMM_MR;  // activation rows per micro-kernel call
 constexpr int64_t kGroupTile = FICOCO_QGEMM_NG;   // column groups per micro-kernel call
+#ifndef FICOCO_QGEMM_DECODE_NG
+#define FICOCO_QGEMM_DECODE_NG 4
+#endif
+constexpr int kDecodeGroupTile = FICOCO_QGEMM_DECODE_NG;  // column groups per call for one row
 
 int64_t WeightBytesPerBlockGroup(GgmlType t) { return t == GgmlType::Q4_0 ? 4 * 64 : 8 * 64; }
 int32_t Offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
@@ -192,13 +197,24 @@ void RowTile(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t
   }
 }
 
-template <bool kQ4>
-void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
-  ForEachPanelRowTile(w, m, kMaxRowTile, kGroupTile, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
+template <bool kQ4, int NG>
+void GemmVnniTiled(const QuantPackedWeight& w, const QuantRows& a, int64_t m, int64_t row_tile, float* y,
+                   const float* bias) {
+  ForEachPanelRowTile(w, m, row_tile, NG, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
     int64_t g = g_begin;
-    for (; g + kGroupTile <= g_end; g += kGroupTile) RowTile<kQ4, kGroupTile>(w, a, r0, rows, g, y, bias);
+    for (; g + NG <= g_end; g += NG) RowTile<kQ4, NG>(w, a, r0, rows, g, y, bias);
     for (; g < g_end; ++g) RowTile<kQ4, 1>(w, a, r0, rows, g, y, bias);
   });
+}
+
+template <bool kQ4>
+void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
+  // One row (decode) streams the weights once with no reuse, so what limits it is how many
+  // loads are in flight. Each group's integer sum is a chain of dependent vpdpbusd (8 per
+  // block); with the prefill tile's 2 groups, the chains' latency, not memory, set the pace.
+  // More groups per call give the core more independent chains.
+  if (m == 1) return GemmVnniTiled<kQ4, kDecodeGroupTile>(w, a, m, 1, y, bias);
+  GemmVnniTiled<kQ4, kGroupTile>(w, a, m, kMaxRowTile, y, bias);
 }
 #endif
 
@@ -404,14 +420,13 @@ QuantPackedWeight PackQuantWeight(GgmlType type, const void* ggml_blocks, int64_
   const bool q4 = type == GgmlType::Q4_0;
   const int64_t src_block = q4 ? 18 : 34, wbytes = WeightBytesPerBlockGroup(type);
   w.nbytes_ = static_cast<size_t>(groups * nb * bgb);
-  uint8_t* buf = new (std::align_val_t(64)) uint8_t[w.nbytes_];
-  w.data_ = std::shared_ptr<uint8_t>(buf, [](uint8_t* p) { ::operator delete[](p, std::align_val_t(64)); });
+  w.data_ = AllocateWeightBuffer(w.nbytes_);
+  uint8_t* buf = w.data_.get();
   const auto* src = static_cast<const uint8_t*>(ggml_blocks);
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* dst = buf + (g * nb + b) * bgb;
-      std::memset(dst, 0, static_cast<size_t>(bgb));
+      uint8_t* dst = buf + (g * nb + b) * bgb;  // zero-filled: missing columns stay 0
       auto* scales = reinterpret_cast<float*>(dst + wbytes);
       for (int64_t c = 0; c < kQuantGroup; ++c) {
         const int64_t j = g * kQuantGroup + c;
