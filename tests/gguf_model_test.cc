@@ -374,8 +374,8 @@ TEST_F(GgufTiny, OtherBlockTypesAreWidenedAtLoad) {
 }
 
 // Without output.weight the output layer is the token embedding (tied). With Q8_0 blocks the
-// output layer takes the blocks while the embedding lookup keeps a widened copy: releasing
-// the blocks after load must leave that copy alone (8 MB: freed memory would fault).
+// output layer and the embedding lookup both read the stored blocks: the output layer must
+// not release them after load (8 MB: freed memory would fault on lookup).
 TEST_F(GgufTiny, TiedQuantizedEmbeddingsStayReadable) {
   const Pair q8 = Export("q8_0-tied", GgmlType::Q8_0);
   const std::string tied = test::MakeTempDir("gguf-tied") + "/tied.gguf";
@@ -388,8 +388,12 @@ TEST_F(GgufTiny, TiedQuantizedEmbeddingsStayReadable) {
   const GgufTensor& t = f.GetTensor("token_embd.weight");
   std::vector<float> want(32000 * 64);
   Dequantize(t.type, t.data, want.data(), static_cast<int64_t>(want.size()));
-  const std::vector<float> got = m->text().embed_tokens.ToF32();
-  ASSERT_EQ(got.size(), want.size());
+  const EmbeddingTable& table = m->text().embed_tokens;
+  EXPECT_NE(table.blocks, nullptr) << "token_embd should be read as stored Q8_0 blocks";
+  ASSERT_EQ(table.rows(), 32000);
+  ASSERT_EQ(table.cols(), 64);
+  std::vector<float> got(want.size());
+  for (int64_t id = 0; id < 32000; ++id) table.Row(id, got.data() + id * 64);
   EXPECT_EQ(test::MaxAbsDiff(got.data(), want.data(), static_cast<int64_t>(want.size())), 0.0f);
   GemmContext gemm(ComputeType::BF16);
   EXPECT_EQ(Ask(*m, gemm).ids.size(), 8u);

@@ -10,13 +10,12 @@
 namespace ficoco {
 
 Matrix LlamaDecoder::Embed(const std::vector<int>& ids) const {
-  const TensorView& e = w_.embed_tokens;
-  const int64_t vocab = e.shape[0], d = e.shape[1];
+  const EmbeddingTable& e = w_.embed_tokens;
+  const int64_t vocab = e.rows(), d = e.cols();
   Matrix x(static_cast<int64_t>(ids.size()), d);
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab) Fail("token id ", ids[i], " is outside the model's vocabulary (size ", vocab, ")");
-    ConvertToF32(e.dtype, static_cast<const uint8_t*>(e.data) + static_cast<size_t>(ids[i]) * d * DTypeSize(e.dtype),
-                 x.row(static_cast<int64_t>(i)), d);
+    e.Row(ids[i], x.row(static_cast<int64_t>(i)));
   }
   return x;
 }

@@ -5,6 +5,8 @@
 
 #include "base/error.h"
 #include "model/weight_table.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
 
 namespace ficoco {
 
@@ -62,7 +64,33 @@ LinearWeight Linear(const Checkpoint& ckpt, const std::string& name, bool has_bi
   return PreparedLinear(ckpt, name, has_bias, as_stored);
 }
 
+EmbeddingTable LoadEmbeddingTable(const Checkpoint& ckpt, const std::string& name) {
+  EmbeddingTable e;
+  const Checkpoint::QuantizedTensor* q = ckpt.FindQuantized(name);
+  if (q != nullptr && q->shape.size() == 2 && q->shape[1] % static_cast<int64_t>(QuantBlockElements(q->type)) == 0) {
+    e.block_type = q->type;
+    e.blocks = static_cast<const uint8_t*>(q->blocks);
+    e.vocab = q->shape[0];
+    e.dim = q->shape[1];
+    return e;
+  }
+  e.floats = ckpt.Get(name);
+  if (e.floats.shape.size() != 2) Fail("tensor '", name, "': the token embedding must be 2-D, got ", e.floats.ShapeString());
+  return e;
+}
+
 }  // namespace
+
+void EmbeddingTable::Row(int64_t id, float* out) const {
+  if (blocks != nullptr) {
+    const size_t row_bytes = QuantRowBytes(block_type, dim);
+    Dequantize(block_type, blocks + static_cast<size_t>(id) * row_bytes, out, dim);
+    return;
+  }
+  const int64_t d = floats.shape[1];
+  ConvertToF32(floats.dtype, static_cast<const uint8_t*>(floats.data) + static_cast<size_t>(id) * d * DTypeSize(floats.dtype),
+               out, d);
+}
 
 VisionWeights LoadVisionWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, ComputeType compute) {
   const VisionConfig& v = cfg.vision;
@@ -145,7 +173,7 @@ TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, Comp
 TextWeights LoadTextWeights(const Checkpoint& ckpt, const LlavaConfig& cfg, const LoadOptions& options) {
   const TextConfig& t = cfg.text;
   TextWeights w;
-  w.embed_tokens = ckpt.Get("language_model.model.embed_tokens.weight");
+  w.embed_tokens = LoadEmbeddingTable(ckpt, "language_model.model.embed_tokens.weight");
   for (int i = 0; i < t.num_hidden_layers; ++i) {
     const std::string p = TextLayerPrefix(i);
     TextLayerWeights l;

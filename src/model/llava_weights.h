@@ -7,6 +7,7 @@
 #include "io/checkpoint.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
+#include "tensor/ggml_type.h"
 
 namespace ficoco {
 
@@ -32,8 +33,22 @@ struct TextLayerWeights {
   LinearWeight q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
 };
 
+// The token embedding table [V, D]: a float view, or (GGUF) the stored ggml blocks, of
+// which only the looked-up rows are ever widened (a Q4_0 7B table widened whole would be
+// 0.5 GB of F32 for a few rows per step).
+struct EmbeddingTable {
+  TensorView floats;                      // float tensors (and safetensors)
+  GgmlType block_type = GgmlType::F32;    // else the ggml block type of `blocks`
+  const uint8_t* blocks = nullptr;        // rows of ggml blocks, when not floats
+  int64_t rows() const { return blocks != nullptr ? vocab : floats.shape[0]; }
+  int64_t cols() const { return blocks != nullptr ? dim : floats.shape[1]; }
+  // Row `id` as F32 into out[0..cols()).
+  void Row(int64_t id, float* out) const;
+  int64_t vocab = 0, dim = 0;             // shape of `blocks`
+};
+
 struct TextWeights {
-  TensorView embed_tokens;  // [V, D], rows widened on lookup
+  EmbeddingTable embed_tokens;
   std::vector<TextLayerWeights> layers;
   std::vector<float> norm;
   LinearWeight lm_head;
