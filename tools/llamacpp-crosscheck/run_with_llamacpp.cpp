@@ -4,7 +4,7 @@
 //
 //   run_with_llamacpp --model TEXT.gguf [--mmproj MM.gguf --image IMG] --prompt TEXT [-n N] [-t THREADS]
 //                     [--logits-out FILE] [--embd-out FILE] [--marker STR] [--ctx N] [--batch N] [--ubatch N]
-//                     [--flash-attn auto|on|off] [--verbose]
+//                     [--flash-attn auto|on|off] [--warmup] [--verbose]
 //   run_with_llamacpp --quantize IN.gguf OUT.gguf TYPE [-t THREADS]     (TYPE: q4_k_m, q4_0, q8_0, ...)
 //
 // --prompt is the whole prompt text (no template is applied); with --image it must hold the image
@@ -97,6 +97,7 @@ std::string JsonInts(const std::vector<llama_token>& v) {
 
 struct Args {
   std::string model, mmproj, image, prompt, logits_out, embd_out, marker = "<image>", flash_attn = "auto";
+  bool warmup = false;
   int n = 16, threads = 2, ctx = 0, batch = 2048, ubatch = 512;
   std::vector<std::string> quantize;  // IN OUT TYPE
 };
@@ -124,12 +125,13 @@ Args Parse(int argc, char** argv) {
     else if (k == "--ubatch") a.ubatch = std::atoi(need(i).c_str());
     else if (k == "--flash-attn") a.flash_attn = need(i);
     else if (k == "--verbose") g_verbose = true;
+    else if (k == "--warmup") a.warmup = true;
     else if (k == "--quantize") {
       for (int j = 0; j < 3; ++j) a.quantize.push_back(need(i));
     } else if (k == "-h" || k == "--help") {
       std::puts("run_with_llamacpp --model TEXT.gguf [--mmproj MM.gguf --image IMG] --prompt TEXT [-n N] [-t THREADS]\n"
                 "                  [--logits-out FILE] [--embd-out FILE] [--marker STR] [--ctx N] [--batch N] [--ubatch N]\n"
-                "                  [--flash-attn auto|on|off] [--verbose]\n"
+                "                  [--flash-attn auto|on|off] [--warmup] [--verbose]\n"
                 "run_with_llamacpp --quantize IN.gguf OUT.gguf TYPE [-t THREADS]");
       std::exit(0);
     } else {
@@ -219,7 +221,7 @@ int main(int argc, char** argv) {
     mtp.print_timings = false;
     mtp.n_threads = a.threads;
     mtp.media_marker = a.marker.c_str();
-    mtp.warmup = false;
+    mtp.warmup = a.warmup;  // a dummy encode at load (allocates the vision graph's buffers up front)
     mctx = mtmd_init_from_file(a.mmproj.c_str(), model, mtp);
     if (!mctx) Die("llama.cpp (mtmd) could not load the mmproj " + a.mmproj);
   }
