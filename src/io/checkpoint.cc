@@ -215,10 +215,19 @@ void Checkpoint::ReleasePages(const std::string& canonical_name) const {
     e.file->ReleasePages(*e.view);
   } else if (e.gguf != nullptr) {  // GGUF: the mapped bytes and any copy made from them
     DropPages(e.gguf->stored->data, static_cast<size_t>(e.gguf->stored->nbytes));
-    // When the caller took the blocks (FindQuantized), a widened copy was made for someone
-    // else (tied embeddings: the token embedding view) and stays.
-    if (quantized_.erase(canonical_name) == 0) converted_.erase(canonical_name);
+    // Both copies go: a caller that looked for blocks (FindQuantized) and then widened the
+    // tensor (Get) because the kernels do not take its type holds its own converted
+    // weights by now; keeping the F32 copy cost a 7B Q4_K_M model about 26 GB.
+    quantized_.erase(canonical_name);
+    converted_.erase(canonical_name);
   }
+}
+
+size_t Checkpoint::HeldCopyBytes() const {
+  size_t n = 0;
+  for (const auto& [name, c] : converted_) n += c->bytes.size();
+  for (const auto& [name, q] : quantized_) n += q->reordered.size();
+  return n;
 }
 
 }  // namespace ficoco

@@ -47,6 +47,8 @@ class Checkpoint {
   // called, else the converted Find/Get copy (a later call makes it again). Pointers the
   // caller got from those calls must not be used afterwards.
   void ReleasePages(const std::string& canonical_name) const;
+  // Bytes of the converted and reordered copies of GGUF tensors held now (0 for safetensors).
+  size_t HeldCopyBytes() const;
 
   // A GGUF tensor stored in ggml blocks (Q8_0, Q4_0, ...), rows in Hugging Face order,
   // ready for LinearWeight's block constructor; nullptr for float tensors and safetensors.
