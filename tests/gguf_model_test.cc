@@ -399,12 +399,15 @@ TEST_F(GgufTiny, TiedQuantizedEmbeddingsStayReadable) {
   EXPECT_EQ(Ask(*m, gemm).ids.size(), 8u);
 }
 
-// A type the int8 kernels do not take is widened for its LinearWeight, which then owns the
-// converted weights: after load the checkpoint holds no widened or reordered copies (it
-// once kept every widened F32 copy: about 26 GB for a 7B Q4_K_M file).
+// A type the int8 kernels do not take is widened, then converted to bf16 for its
+// LinearWeight, which owns that copy: after load the checkpoint holds no widened or
+// reordered copies (it once kept every widened F32 copy: about 26 GB for a 7B Q4_K_M
+// file). With f32 compute the widened copy is the weight itself and stays.
 TEST_F(GgufTiny, WidenedCopiesAreNotKeptAfterLoad) {
   const Pair p = Export("q5_1-held", GgmlType::Q5_1);
-  auto m = LoadF32(p);
+  LoadOptions lo;
+  lo.compute = ComputeType::BF16;
+  auto m = LlavaModel::LoadGguf(p.model, p.mmproj, lo);
   EXPECT_EQ(m->checkpoint().HeldCopyBytes(), 0u);
 }
 
