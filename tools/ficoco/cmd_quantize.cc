@@ -41,7 +41,8 @@ void AddQuantizeCommand(CLI::App& app, int& exit_code) {
   CLI::App* sub = app.add_subcommand(
       "quantize",
       "Write a llava-hf model directory as a llama.cpp GGUF pair: OUT_DIR/<name>-<type>.gguf (LLaMA text model with "
-      "the tokenizer embedded; 2-D weights in --type when their rows are a multiple of 32, else f16; 1-D f32) and "
+      "the tokenizer embedded; 2-D weights in --type when their rows are a multiple of its block size, 32 or 256 for "
+      "the k-quants, else f16; 1-D f32) and "
       "OUT_DIR/mmproj-<name>-f16.gguf (CLIP blocks up to the feature layer + projector, f16/f32). Run either with "
       "`ficoco run --model X.gguf --mmproj Y.gguf`.");
   sub->add_option("IN_DIR", a->in_dir, "llava-hf model directory")->required();
