@@ -165,7 +165,10 @@ void MicroKernel(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int
     for (int g = 0; g < NG; ++g) facc[i][g] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
-    for (int part = 0; part < kP; ++part) {
+    // One part of the block (the whole block, or one Q6 half): the part index is a
+    // template argument so every loop below has constant bounds and is fully unrolled,
+    // keeping the accumulators in registers.
+    auto block_part = [&]<int part>() __attribute__((always_inline)) {
       __m512i acc[MR][NG];
       for (int i = 0; i < MR; ++i)
         for (int g = 0; g < NG; ++g)
@@ -204,7 +207,9 @@ void MicroKernel(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int
           facc[i][g] = _mm512_fmadd_ps(s, dw, facc[i][g]);
         }
       }
-    }
+    };
+    block_part.template operator()<0>();
+    if constexpr (kP == 2) block_part.template operator()<1>();
     if constexpr (L == Layout::kQ4M) {
       for (int g = 0; g < NG; ++g) {
         const __m512 mw = _mm512_load_ps(reinterpret_cast<const float*>(wg[g] + b * bgb + wbytes) + 16);
@@ -407,7 +412,8 @@ void MicroKernelAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t r0,
     for (int g = 0; g < NG; ++g) blk[g] = wg[g] + b * bgb;
     const int8_t* xb[MR];
     for (int i = 0; i < MR; ++i) xb[i] = a.q.data() + (r0 + i) * k + b * kBlock;
-    for (int part = 0; part < kP; ++part) {
+    // As in the VNNI kernel, the part is a template argument: constant loop bounds.
+    auto block_part = [&]<int part>() __attribute__((always_inline)) {
       __m256i sum[MR][NH];
       if constexpr (IsNibbles(L))
         BlockSumsQ4<MR, NG>(blk, xb, sum);
@@ -427,7 +433,9 @@ void MicroKernelAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t r0,
           facc[i][h] = _mm256_fmadd_ps(sx, dw, facc[i][h]);
         }
       }
-    }
+    };
+    block_part.template operator()<0>();
+    if constexpr (kP == 2) block_part.template operator()<1>();
     if constexpr (L == Layout::kQ4M) {
       for (int h = 0; h < NH; ++h) {
         const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(blk[h / 2] + wbytes) + 16 + 8 * (h % 2));
