@@ -139,7 +139,8 @@ BENCHMARK(BM_QuantGemv)
 namespace ficoco {
 namespace {
 
-// args: M, K, N, ggml type id (8 = Q8_0, 2 = Q4_0). The packed int8 kernel behind
+// args: M, K, N, ggml type id (8 = Q8_0, 2 = Q4_0, 3 = Q4_1, 12 = Q4_K, 14 = Q6_K). The
+// packed int8 kernel behind
 // GemmContext::Linear for quantized weights, at prefill (GOP/s: 2*M*K*N integer
 // multiply-adds counted as two operations, comparable with the ~590 GOP/s VNNI peak) and
 // decode (weight_GB/s of packed bytes streamed, comparable with BM_QuantGemv).
@@ -162,11 +163,12 @@ void RunQuantGemm(benchmark::State& state, QuantGemmFn fn, const char* path) {
 }
 
 // The three kernels on the same shapes: decode (M = 1) and a 128-row prefill chunk for
-// q/k/v/o (4096 x 4096) and gate/up (N = 11008, K = 4096), both types.
+// q/k/v/o (4096 x 4096) and gate/up (N = 11008, K = 4096), every packed type: Q4_0, Q8_0,
+// then the "4-bit with min" layout (Q4_1, Q4_K) and Q6_K (the types of a Q4_K_M file).
 void QuantGemmCompareShapes(benchmark::internal::Benchmark* b) {
   for (int64_t m : {1, 128})
     for (int64_t n : {4096, 11008})
-      for (int64_t type : {2, 8}) b->Args({m, 4096, n, type});
+      for (int64_t type : {2, 8, 3, 12, 14}) b->Args({m, 4096, n, type});
 }
 
 void BM_QuantGemm(benchmark::State& state) { RunQuantGemm(state, QuantGemm, QuantGemmPath()); }

@@ -1,23 +1,30 @@
 // GGUF pairs in the engine: the RoPE row order, the tokenizer rebuilt from a GGUF
 // vocabulary (against the real LLaMA-2 tokenizer.model and its goldens), the llava-tiny
 // fixture exported with `quantize` and loaded back (against the transformers goldens),
-// quantized pairs (measured error), legacy mmproj layouts and bad files.
+// quantized pairs (measured error; Q4_1 and a Q4_K_M mix multiplied without widening,
+// against their own weights widened to F32), legacy mmproj layouts and bad files.
 #include <gtest/gtest.h>
 
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "engine/generate.h"
 #include "engine/gguf_export.h"
 #include "engine/llava_model.h"
+#include "engine/make_random.h"
 #include "image/image.h"
 #include "io/gguf_model.h"
 #include "io/gguf_writer.h"
+#include "io/safetensors.h"
+#include "model/llava_weights.h"
+#include "model/weight_table.h"
 #include "tensor/quant.h"
 #include "tiny_model_test.h"
 #include "tokenizer/chat_template.h"
@@ -373,6 +380,48 @@ TEST_F(GgufTiny, OtherBlockTypesAreWidenedAtLoad) {
   EXPECT_LE(err, 1.8f);
 }
 
+// A copy of a GGUF file with every block-quantized tensor widened to F32 (Dequantize, in the
+// stored row order): the same weights, read without the int8 kernels.
+void WriteWidenedGguf(const std::string& src, const std::string& dst) {
+  const GgufFile in(src);
+  GgufWriter w(dst, in.alignment());
+  for (const auto& [key, value] : in.metadata())
+    if (key != "general.alignment") w.AddValue(key, value);
+  auto is_float = [](GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; };
+  for (const GgufTensor& t : in.tensors()) w.AddTensor(t.name, is_float(t.type) ? t.type : GgmlType::F32, t.shape);
+  for (const GgufTensor& t : in.tensors()) {
+    if (is_float(t.type)) {
+      w.Append(t.data, t.nbytes);
+      continue;
+    }
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    std::vector<float> f(static_cast<size_t>(n));
+    Dequantize(t.type, t.data, f.data(), n);
+    w.Append(f.data(), f.size() * sizeof(float));
+  }
+  w.Finish();
+}
+
+// Q4_1 text weights stay in blocks (the int8 kernel's "4-bit with min" layout) instead of
+// being widened: the answer equals that of the same weights widened to F32 up to the
+// kernel's 8-bit activations: measured max |logit diff| 0.125 (the fixture's logits reach
+// ±9 and its random weights amplify noise), all 8 greedy tokens equal. Bound: 2x.
+TEST_F(GgufTiny, Q4_1StaysPackedAndMatchesItsWidenedWeights) {
+  const Pair p = Export("q4_1", GgmlType::Q4_1);
+  const std::string widened = test::MakeTempDir("gguf-q4_1-wide") + "/widened.gguf";
+  WriteWidenedGguf(p.model, widened);
+  auto packed = LoadF32(p), wide = LoadF32({widened, p.mmproj});
+  EXPECT_EQ(DescribeTextWeights(packed->text()), "mixed: q4_1 + f16");  // down_proj: 172 columns, F16
+  EXPECT_EQ(DescribeTextWeights(wide->text()), "mixed: f32 + f16");
+  GemmContext gemm(ComputeType::F32);
+  const Answer a = Ask(*packed, gemm), b = Ask(*wide, gemm);
+  const float diff = test::MaxAbsDiff(a.logits_last.data(), b.logits_last.data(), 32000);
+  std::printf("q4_1 packed vs widened: max |logit diff| %.3g, tokens %s\n", diff, a.ids == b.ids ? "equal" : "differ");
+  EXPECT_GT(diff, 0.0f) << "the packed path quantizes activations";
+  EXPECT_LE(diff, 0.25f);
+}
+
 // Without output.weight the output layer is the token embedding (tied). With Q8_0 blocks the
 // output layer and the embedding lookup both read the stored blocks: the output layer must
 // not release them after load (8 MB: freed memory would fault on lookup).
@@ -474,6 +523,120 @@ TEST_F(GgufTiny, BadPairsNameTheFileAndTensor) {
   ExpectError([&] { GgufModel(f16_->model, dir + "/noproj.gguf"); }, {"noproj.gguf", "no LLaVA projector"});
   // A GGUF model without its mmproj, through the front ends' entry point.
   ExpectError([&] { LlavaModel::Load(f16_->model, "", LoadOptions{}); }, {f16_->model, "--mmproj"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q4_K_M, llama.cpp's most common download. The k-quants need rows that are multiples of 256,
+// which the fixture's width 64 is not, so these tests write a random llava-hf model with the
+// tiny preset's vision side and a text model 256 wide (intermediate 512, 8 layers, 4 heads):
+// `quantize --type q4_k_m` stores it as Q4_K with Q6_K for output and for attn_v / ffn_down in
+// layers 0, 3, 6 and 7.
+
+void WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string WriteWideTextModel() {
+  LlavaConfig cfg = PresetConfig("tiny");
+  cfg.text.hidden_size = 256;
+  cfg.text.intermediate_size = 512;
+  cfg.text.num_hidden_layers = 8;
+  const std::string dir = test::MakeTempDir("wide-text");
+  WriteTextFile(dir + "/config.json", LlavaConfigToJson(cfg));
+  PreprocessorConfig pre;
+  pre.shortest_edge = pre.crop_height = pre.crop_width = cfg.vision.image_size;
+  WriteTextFile(dir + "/preprocessor_config.json", PreprocessorConfigToJson(pre));
+  // Uniform values of std 0.02 (norm weights 1 + that), as make-random draws them.
+  std::mt19937 g(2026);
+  std::uniform_real_distribution<float> u(-0.0346f, 0.0346f);
+  const std::vector<WeightSpec> table = LlavaWeightTable(cfg);
+  std::vector<std::vector<uint16_t>> data;
+  std::vector<TensorView> views;
+  for (const WeightSpec& spec : table) {
+    int64_t n = 1;
+    for (int64_t d : spec.shape) n *= d;
+    const bool norm = spec.shape.size() == 1 && spec.name.find("norm") != std::string::npos &&
+                      spec.name.find(".weight") != std::string::npos;
+    std::vector<uint16_t> v(static_cast<size_t>(n));
+    for (uint16_t& h : v) h = F32ToF16((norm ? 1.0f : 0.0f) + u(g));
+    data.push_back(std::move(v));
+  }
+  for (size_t i = 0; i < table.size(); ++i) views.push_back({table[i].name, DType::F16, table[i].shape, data[i].data()});
+  WriteSafetensors(dir + "/model.safetensors", views);
+  return dir;
+}
+
+class GgufKQuant : public GgufTiny {
+ protected:
+  static void SetUpTestSuite() {
+    GgufTiny::SetUpTestSuite();
+    if (wide_ != nullptr) return;
+    wide_ = new std::string(WriteWideTextModel());
+    GgufExportOptions o;
+    o.in_dir = *wide_;
+    o.out_dir = test::MakeTempDir("gguf-q4_k_m");
+    o.tokenizer = LlamaTokenizerPath();
+    SetExportType("q4_k_m", o);
+    std::ostringstream log;
+    const GgufExportResult r = ExportGgufPair(o, log);
+    q4km_ = new Pair{r.model_path, r.mmproj_path};
+  }
+  inline static std::string* wide_ = nullptr;
+  inline static Pair* q4km_ = nullptr;
+};
+
+TEST_F(GgufKQuant, Q4KMMixFollowsTheLayerRule) {
+  // 7B (32 layers): attn_v / ffn_down of 16 layers get Q6_K (0-3, 28-31 and every third between).
+  int more = 0;
+  for (int i = 0; i < 32; ++i) more += Q4KMUsesMoreBits(i, 32) ? 1 : 0;
+  EXPECT_EQ(more, 16);
+  const GgufFile f(q4km_->model);
+  EXPECT_NE(q4km_->model.find("-q4_k_m.gguf"), std::string::npos) << q4km_->model;
+  EXPECT_EQ(f.GetU32("general.file_type"), 15u);  // llama.cpp's MOSTLY_Q4_K_M
+  EXPECT_EQ(f.GetTensor("output.weight").type, GgmlType::Q6_K);
+  EXPECT_EQ(f.GetTensor("token_embd.weight").type, GgmlType::Q4_K);
+  EXPECT_EQ(f.GetTensor("output_norm.weight").type, GgmlType::F32);
+  for (int i = 0; i < 8; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    const GgmlType more_bits = (i == 0 || i == 3 || i == 6 || i == 7) ? GgmlType::Q6_K : GgmlType::Q4_K;
+    EXPECT_EQ(f.GetTensor(b + "attn_v.weight").type, more_bits) << i;
+    EXPECT_EQ(f.GetTensor(b + "ffn_down.weight").type, more_bits) << i;
+    for (const char* t : {"attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"})
+      EXPECT_EQ(f.GetTensor(b + t + ".weight").type, GgmlType::Q4_K) << b << t;
+  }
+}
+
+// The Q4_K_M pair runs with its Q4_K and Q6_K linears in the int8 kernels (nothing widened)
+// and answers as its own weights widened to F32 do, up to the kernels' 8-bit activations.
+// Measured (f32 compute, photo, fixture prompt; last-position logits up to 1.21): max
+// |logit diff| packed vs widened 0.0169, all 8 greedy tokens equal; the weights' own 4-bit
+// quantization error (widened Q4_K_M vs the F16 safetensors model) is 0.252, 15x that.
+// Bounds: 3x, and the activation error at most a fifth of the weight error.
+TEST_F(GgufKQuant, Q4KMPairStaysPackedAndMatchesItsWidenedWeights) {
+  const std::string widened = test::MakeTempDir("gguf-q4_k_m-wide") + "/widened.gguf";
+  WriteWidenedGguf(q4km_->model, widened);
+  auto packed = LoadF32(*q4km_), wide = LoadF32({widened, q4km_->mmproj});
+  EXPECT_EQ(DescribeTextWeights(packed->text()), "mixed: q4_k + q6_k");
+  EXPECT_EQ(DescribeTextWeights(wide->text()), "f32");
+  LoadOptions lo;
+  lo.compute = ComputeType::F32;
+  auto f16 = LlavaModel::Load(*wide_, lo);
+  GemmContext gemm(ComputeType::F32);
+  const Answer a = Ask(*packed, gemm), b = Ask(*wide, gemm), c = Ask(*f16, gemm);
+  const float act = test::MaxAbsDiff(a.logits_last.data(), b.logits_last.data(), 32000);
+  const float weights = test::MaxAbsDiff(b.logits_last.data(), c.logits_last.data(), 32000);
+  float amax = 0;
+  for (float v : b.logits_last) amax = std::max(amax, std::fabs(v));
+  int agree = 0;
+  for (size_t i = 0; i < a.ids.size(); ++i) agree += a.ids[i] == b.ids[i] ? 1 : 0;
+  std::printf("q4_k_m: max |logit| %.3g; packed vs widened %.3g (greedy %d of 8 agree); widened vs f16 %.3g\n", amax,
+              act, agree, weights);
+  EXPECT_GT(act, 0.0f) << "the packed path quantizes activations";
+  EXPECT_LE(act, 0.05f);
+  EXPECT_LT(5 * act, weights);
+  EXPECT_GE(agree, 6);
 }
 
 }  // namespace

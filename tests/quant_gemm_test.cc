@@ -1,9 +1,13 @@
-// QuantGemm (packed Q8_0 / Q4_0 weights, any row count) and the quantized LinearWeight.
+// QuantGemm (packed Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K weights, any row count) and the
+// quantized LinearWeight.
 // References, in double precision:
 //  * tight: Dequantize(W) times the SAME 8-bit activations (QuantizeActivationRow). Block
 //    sums are exact integers in both, so only the fp32 scaling and the fp32 sum over
 //    k/32 blocks round: error <= 1e-5 * sum |w * xq| (see quant_gemv_test.cc);
-//  * QuantGemvScalar on the original ggml blocks (same integer sums): the same bound twice.
+//    For the types with a min (Q4_1, Q4_K: w = s*q + m, computed as s*sum(q*x) + m*sum(x))
+//    the bound is taken over |s*q| + |m| instead of |w|, the terms the kernel adds;
+//  * QuantGemvScalar on the original ggml blocks (same integer sums): the same bound twice
+//    (Q8_0 / Q4_0, the types QuantGemv reads).
 // Shapes are odd on purpose: M = 1..130 (row tiles of 4 plus every tail), n_out not a
 // multiple of the 16-column group nor of the 2-group pair, k = 32 (one block) to 4096.
 #include "kernels/quant_gemm.h"
@@ -92,16 +96,40 @@ struct Problem {
   std::vector<float> x, tight, tol;
 };
 
-Problem MakeProblem(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> wd(0, 0.02f), xd(0, 1.0f);
-  std::vector<float> wf(static_cast<size_t>(n * k));
-  for (float& v : wf) v = wd(g);
-  Problem p;
-  p.blocks.resize(QuantRowBytes(type, k) * static_cast<size_t>(n));
-  Quantize(type, wf.data(), p.blocks.data(), n * k);
-  std::vector<float> wdq(wf.size());
+// Per weight, the magnitude of what the kernel adds for it: |s*q| + |m| for the types with
+// a min (Q4_1: s = d, m = m; Q4_K: s = d*sc, m = -dmin*mn), else |w| (wdq, dequantized).
+std::vector<float> TermMagnitudes(GgmlType type, const std::vector<uint8_t>& blocks, const std::vector<float>& wdq) {
+  std::vector<float> mag(wdq.size());
+  if (type == GgmlType::Q4_1) {
+    for (size_t b = 0; b < wdq.size() / 32; ++b) {
+      const uint8_t* blk = blocks.data() + b * 20;
+      const float d = F16ToF32(static_cast<uint16_t>(blk[0] | blk[1] << 8));
+      const float mn = F16ToF32(static_cast<uint16_t>(blk[2] | blk[3] << 8));
+      for (int e = 0; e < 32; ++e) {
+        const int q = e < 16 ? blk[4 + e] & 15 : blk[4 + e - 16] >> 4;
+        mag[b * 32 + e] = std::fabs(d * q) + std::fabs(mn);
+      }
+    }
+  } else if (type == GgmlType::Q4_K) {
+    for (size_t sb = 0; sb < wdq.size() / 256; ++sb) {
+      uint8_t q[256];
+      float scale[8], min[8];
+      UnpackQ4_K(blocks.data() + sb * 144, q, scale, min);
+      for (int e = 0; e < 256; ++e) mag[sb * 256 + e] = std::fabs(scale[e / 32] * q[e]) + std::fabs(min[e / 32]);
+    }
+  } else {
+    for (size_t i = 0; i < wdq.size(); ++i) mag[i] = std::fabs(wdq[i]);
+  }
+  return mag;
+}
+
+// Activations for m rows (normal, with outliers and a zero block) and the double-precision
+// reference of Dequantize(blocks) times their 8-bit form.
+void FillActivationsAndReference(Problem& p, GgmlType type, int64_t n, int64_t k, int64_t m, std::mt19937& g) {
+  std::normal_distribution<float> xd(0, 1.0f);
+  std::vector<float> wdq(static_cast<size_t>(n * k));
   Dequantize(type, p.blocks.data(), wdq.data(), n * k);
+  const std::vector<float> mag = TermMagnitudes(type, p.blocks, wdq);
   p.x.resize(static_cast<size_t>(m * k));
   for (float& v : p.x) v = xd(g);
   for (size_t i = 5; i < p.x.size(); i += 97) p.x[i] *= 20;  // outliers: coarse blocks
@@ -116,21 +144,34 @@ Problem MakeProblem(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t see
     for (int64_t j = 0; j < n; ++j) {
       double s = 0, a = 0;
       for (int64_t t = 0; t < k; ++t) {
-        const double v = static_cast<double>(wdq[j * k + t]) * dx[i * nb + t / 32] * xq[i * k + t];
-        s += v;
-        a += std::fabs(v);
+        const double xv = static_cast<double>(dx[i * nb + t / 32]) * xq[i * k + t];
+        s += static_cast<double>(wdq[j * k + t]) * xv;
+        a += static_cast<double>(mag[j * k + t]) * std::fabs(xv);
       }
       p.tight[i * n + j] = static_cast<float>(s);
       p.tol[i * n + j] = static_cast<float>(1e-5 * a + 1e-30);
     }
+}
+
+Problem MakeProblem(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> wd(0, 0.02f);
+  std::vector<float> wf(static_cast<size_t>(n * k));
+  for (float& v : wf) v = wd(g);
+  Problem p;
+  p.blocks.resize(QuantRowBytes(type, k) * static_cast<size_t>(n));
+  Quantize(type, wf.data(), p.blocks.data(), n * k);
+  FillActivationsAndReference(p, type, n, k, m, g);
   return p;
 }
+
 
 void CheckShape(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
   const Problem p = MakeProblem(type, n, k, m, seed);
   const QuantPackedWeight pw = PackQuantWeight(type, p.blocks.data(), n, k);
   std::vector<float> gemv(p.tight.size());
-  QuantGemvScalar(type, p.blocks.data(), n, k, p.x.data(), m, gemv.data());
+  const bool with_gemv = QuantGemvSupports(type);
+  if (with_gemv) QuantGemvScalar(type, p.blocks.data(), n, k, p.x.data(), m, gemv.data());
   for (const Path& path : kPaths) {
     std::vector<float> y(p.tight.size(), NAN);
     path.fn(pw, p.x.data(), m, y.data(), nullptr);
@@ -138,7 +179,9 @@ void CheckShape(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
       const std::string where = std::string(path.name) + " " + GgmlTypeName(type) + " n=" + std::to_string(n) +
                                 " k=" + std::to_string(k) + " m=" + std::to_string(m) + " out " + std::to_string(o);
       ASSERT_LE(std::fabs(y[o] - p.tight[o]), p.tol[o]) << where;
-      ASSERT_LE(std::fabs(y[o] - gemv[o]), 2 * p.tol[o]) << where;
+      if (with_gemv) {
+        ASSERT_LE(std::fabs(y[o] - gemv[o]), 2 * p.tol[o]) << where;
+      }
     }
   }
 }
@@ -230,8 +273,10 @@ TEST(QuantGemm, LinearWeightBothConstructorsAndBias) {
 TEST(QuantGemm, Errors) {
   std::vector<uint8_t> blocks(34 * 4, 0);
   EXPECT_TRUE(QuantGemmSupports(GgmlType::Q8_0));
-  EXPECT_FALSE(QuantGemmSupports(GgmlType::Q4_1));
-  EXPECT_THROW(PackQuantWeight(GgmlType::Q4_1, blocks.data(), 1, 32), Error);
+  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q6_K}) EXPECT_TRUE(QuantGemmSupports(t));
+  for (GgmlType t : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q5_K, GgmlType::F16}) EXPECT_FALSE(QuantGemmSupports(t));
+  EXPECT_THROW(PackQuantWeight(GgmlType::Q5_1, blocks.data(), 1, 32), Error);
+  test::ExpectError([&] { PackQuantWeight(GgmlType::Q4_K, blocks.data(), 1, 32); }, {"k = 32", "256", "Q4_K"});
   EXPECT_THROW(PackQuantWeight(GgmlType::Q8_0, blocks.data(), 1, 48), Error);
   EXPECT_THROW(PackQuantWeight(GgmlType::Q8_0, blocks.data(), 0, 32), Error);
   EXPECT_THROW(PackQuantWeight(GgmlType::Q8_0, nullptr, 1, 32), Error);
@@ -251,7 +296,11 @@ TEST(QuantGemm, Errors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up.weight"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("Q5_K"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q6_K"), std::string::npos) << "lists the supported types: " << e.what();
   }
+  std::vector<uint8_t> q6(210 * 2, 0);
+  test::ExpectError([&] { LinearWeight(GgmlType::Q6_K, q6.data(), 1, 128, nullptr, "blk.0.attn_v.weight"); },
+                    {"blk.0.attn_v.weight", "Q6_K", "multiple of 256"});
   std::vector<float> b3(3);
   const TensorView bad_bias{"layer.bias", DType::F32, {3}, b3.data()};
   EXPECT_THROW(LinearWeight(GgmlType::Q8_0, blocks.data(), 2, 32, &bad_bias, "layer.weight"), Error);
@@ -396,6 +445,244 @@ TEST(QuantGemm, ExtremeValuesExactNoSaturation) {
       p.fn(pw, c.x.data(), m, y.data(), nullptr);
       for (size_t o = 0; o < y.size(); ++o)
         ASSERT_EQ(y[o], c.exact[o]) << p.name << " " << GgmlTypeName(t) << " row " << o / n << " col " << o % n;
+    }
+  }
+}
+
+// ---- Q4_1, Q4_K and Q6_K ------------------------------------------------------------------
+
+void PutHalf(uint8_t* p, float v) {
+  const uint16_t h = F32ToF16(v);
+  p[0] = static_cast<uint8_t>(h & 0xFF);
+  p[1] = static_cast<uint8_t>(h >> 8);
+}
+
+// n rows of k elements of `type` from random raw bytes: any codes, and factors Quantize
+// never writes: negative d and dmin / m, every 6-bit Q4_K scale and min at 63 in a third
+// of the super-blocks, Q6_K sub-block scales at -128 and 127 in a third. The fp16 factors
+// are kept small and finite so the products stay in a normal range.
+std::vector<uint8_t> RandomRawBlocks(GgmlType type, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> mag(0.5f, 1.0f);
+  std::bernoulli_distribution negative(0.3);
+  auto factor = [&](float scale) { return (negative(g) ? -scale : scale) * mag(g); };
+  const size_t bytes = QuantBlockBytes(type);
+  const int64_t blocks = n * k / static_cast<int64_t>(QuantBlockElements(type));
+  std::vector<uint8_t> out(bytes * static_cast<size_t>(blocks));
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint8_t* blk = out.data() + static_cast<size_t>(b) * bytes;
+    for (size_t i = 0; i < bytes; ++i) blk[i] = static_cast<uint8_t>(byte(g));
+    const bool extreme = b % 3 == 0;
+    switch (type) {
+      case GgmlType::Q4_1:
+        PutHalf(blk, factor(0.004f));
+        PutHalf(blk + 2, factor(0.03f));
+        break;
+      case GgmlType::Q4_K:
+        PutHalf(blk, factor(1e-4f));
+        PutHalf(blk + 2, factor(3e-4f));
+        if (extreme) std::memset(blk + 4, 0xFF, 12);  // sc = mn = 63 in all 8 sub-blocks
+        break;
+      case GgmlType::Q6_K:
+        PutHalf(blk + 208, factor(1e-4f));
+        if (extreme)
+          for (int i = 0; i < 16; ++i) blk[192 + i] = i % 2 ? 0x80 : 0x7F;  // -128, 127
+        break;
+      default:
+        ADD_FAILURE() << "no raw blocks for " << GgmlTypeName(type);
+    }
+  }
+  return out;
+}
+
+Problem MakeRawProblem(GgmlType type, int64_t n, int64_t k, int64_t m, uint32_t seed) {
+  Problem p;
+  p.blocks = RandomRawBlocks(type, n, k, seed);
+  std::mt19937 g(seed + 1);
+  FillActivationsAndReference(p, type, n, k, m, g);
+  return p;
+}
+
+const GgmlType kNewTypes[] = {GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q6_K};
+
+// The kernels' view of the k-quants (UnpackQ4_K / UnpackQ6_K) is Dequantize's, bit for bit.
+TEST(QuantGemmKQuants, UnpackMatchesDequantize) {
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const int64_t n = 64 * 256;
+    const std::vector<uint8_t> blocks = RandomRawBlocks(t, 1, n, 77);
+    std::vector<float> w(static_cast<size_t>(n));
+    Dequantize(t, blocks.data(), w.data(), n);
+    for (int64_t sb = 0; sb < n / 256; ++sb) {
+      uint8_t q[256];
+      float scale[16], min[8];
+      const uint8_t* blk = blocks.data() + sb * QuantBlockBytes(t);
+      if (t == GgmlType::Q4_K) UnpackQ4_K(blk, q, scale, min);
+      else UnpackQ6_K(blk, q, scale);
+      for (int e = 0; e < 256; ++e) {
+        const float want = w[static_cast<size_t>(sb * 256 + e)];
+        const float got = t == GgmlType::Q4_K ? scale[e / 32] * static_cast<float>(q[e]) - min[e / 32]
+                                              : scale[e / 16] * static_cast<float>(q[e] - 32);
+        ASSERT_EQ(got, want) << GgmlTypeName(t) << " super-block " << sb << " element " << e;
+        ASSERT_LT(q[e], t == GgmlType::Q4_K ? 16 : 64);
+      }
+    }
+  }
+}
+
+// Every path, every row count 1..130 (all row tiles and tails), odd column counts (partial
+// groups and 8-column halves), k = 256 and 768 (1 and 3 super-blocks), weights from
+// Quantize and from raw random bytes, every other call with a bias: against the double
+// reference of Dequantize(W) times the same 8-bit activations.
+TEST(QuantGemmKQuants, EveryRowCountAllPathsQuantizedAndRawBlocks) {
+  const int64_t kMaxM = 130;
+  struct Shape {
+    int64_t n, k;
+  };
+  uint32_t seed = 900;
+  for (GgmlType t : kNewTypes) {
+    for (bool raw : {false, true}) {
+      for (const Shape sh : {Shape{37, 256}, Shape{19, 768}}) {
+        const Problem p = raw ? MakeRawProblem(t, sh.n, sh.k, kMaxM, seed++) : MakeProblem(t, sh.n, sh.k, kMaxM, seed++);
+        const QuantPackedWeight pw = PackQuantWeight(t, p.blocks.data(), sh.n, sh.k);
+        std::vector<float> bias(static_cast<size_t>(sh.n));
+        for (int64_t j = 0; j < sh.n; ++j) bias[static_cast<size_t>(j)] = 0.5f - 0.125f * static_cast<float>(j);
+        for (int64_t m = 1; m <= kMaxM; ++m) {
+          const float* b = m % 2 ? bias.data() : nullptr;
+          const size_t outs = static_cast<size_t>(m * sh.n);
+          for (const Path& path : kPaths) {
+            std::vector<float> y(outs + 1, NAN);
+            y[outs] = 12345.0f;  // guard: nothing written past row m
+            path.fn(pw, p.x.data(), m, y.data(), b);
+            ASSERT_EQ(y[outs], 12345.0f) << path.name << " wrote past the last row, m=" << m;
+            for (size_t o = 0; o < outs; ++o) {
+              const float bo = b ? b[o % static_cast<size_t>(sh.n)] : 0.0f;
+              ASSERT_LE(std::fabs(y[o] - (p.tight[o] + bo)), p.tol[o] + (b ? 1e-5f : 0.0f))
+                  << path.name << " " << GgmlTypeName(t) << (raw ? " raw" : " quantized") << " n=" << sh.n
+                  << " k=" << sh.k << " m=" << m << " out " << o;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantGemmKQuants, LargeKAndManyPanels) {
+  uint32_t seed = 950;
+  for (GgmlType t : kNewTypes) {
+    CheckShape(t, 100, 4096, 11, seed++);
+    CheckShape(t, 16 * 40 + 3, 1024, 5, seed++);
+  }
+}
+
+// One Q6_K super-block from codes q (0..63), sub-block scales and d, in ggml's layout
+// (tensor/quant.h), written here independently of Quantize.
+void EncodeQ6K(const int* q, const int8_t* sc, float d, uint8_t* blk) {
+  std::memset(blk, 0, 210);
+  for (int h = 0; h < 2; ++h) {
+    uint8_t* L = blk + 64 * h;
+    uint8_t* H = blk + 128 + 32 * h;
+    const int* Q = q + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      L[l] = static_cast<uint8_t>((Q[l] & 15) | (Q[l + 64] & 15) << 4);
+      L[l + 32] = static_cast<uint8_t>((Q[l + 32] & 15) | (Q[l + 96] & 15) << 4);
+      H[l] = static_cast<uint8_t>(Q[l] >> 4 | (Q[l + 32] >> 4) << 2 | (Q[l + 64] >> 4) << 4 | (Q[l + 96] >> 4) << 6);
+    }
+  }
+  std::memcpy(blk + 192, sc, 16);
+  PutHalf(blk + 208, d);
+}
+
+// Q6_K codes at both ends (0 and 63, values -32 and 31) against activations at +-127, d = 1
+// and small integer sub-block scales: every partial sum is an integer below 2^24, so all
+// paths must be exact. Catches the AVX2 path adding more than two vpmaddubsw results
+// (each up to 2 * 63 * 127 = 16002) in one int16 lane, and a wrong half (sub-block) scale.
+TEST(QuantGemmKQuants, Q6ExtremeCodesExact) {
+  const int64_t n = 21, k = 512, m = 7;
+  std::vector<uint8_t> blocks(static_cast<size_t>(n * k / 256) * 210);
+  std::vector<int> codes(static_cast<size_t>(n * k));
+  const int8_t sc[16] = {1, -1, 2, 1, 1, -2, 1, 1, 2, 1, -1, 1, 1, 1, 2, -1};
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t e = 0; e < k; ++e) {
+      int q;
+      switch (j % 4) {
+        case 0: q = 63; break;
+        case 1: q = 0; break;
+        case 2: q = e % 2 ? 0 : 63; break;
+        default: q = e % 32 < 16 ? 63 : 0; break;
+      }
+      codes[static_cast<size_t>(j * k + e)] = q;
+    }
+  for (int64_t sb = 0; sb < n * k / 256; ++sb) EncodeQ6K(codes.data() + sb * 256, sc, 1.0f, blocks.data() + sb * 210);
+  std::vector<float> x(static_cast<size_t>(m * k)), exact(static_cast<size_t>(m * n));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t e = 0; e < k; ++e) x[static_cast<size_t>(r * k + e)] = ExtremeActivation(r, e);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t s = 0;
+      for (int64_t e = 0; e < k; ++e)
+        s += int64_t{sc[(e % 256) / 16]} * (codes[static_cast<size_t>(j * k + e)] - 32) * static_cast<int64_t>(ExtremeActivation(r, e));
+      exact[static_cast<size_t>(r * n + j)] = static_cast<float>(s);
+    }
+  std::vector<float> w(static_cast<size_t>(n * k));
+  Dequantize(GgmlType::Q6_K, blocks.data(), w.data(), n * k);
+  ASSERT_EQ(w[0], 31.0f);  // the encoding is what Dequantize reads
+  ASSERT_EQ(w[static_cast<size_t>(k)], -32.0f);  // row 1: code 0 under sub-block 0's scale 1
+  const QuantPackedWeight pw = PackQuantWeight(GgmlType::Q6_K, blocks.data(), n, k);
+  for (const Path& p : kPaths) {
+    std::vector<float> y(exact.size(), NAN);
+    p.fn(pw, x.data(), m, y.data(), nullptr);
+    for (size_t o = 0; o < y.size(); ++o) ASSERT_EQ(y[o], exact[o]) << p.name << " row " << o / n << " col " << o % n;
+  }
+}
+
+// Both LinearWeight constructors (float weight quantized at load, ggml blocks) give the same
+// packed bytes for the new types, run through GemmContext::Linear, and take 24 (Q4_1, Q4_K)
+// or 40 (Q6_K) bytes per 32 weights of a column.
+TEST(QuantGemmKQuants, LinearWeightBothConstructors) {
+  const int64_t n = 21, k = 512, m = 5;
+  std::mt19937 g(15);
+  std::normal_distribution<float> d(0, 0.05f);
+  std::vector<uint16_t> wf16(static_cast<size_t>(n * k));
+  std::vector<float> wf(wf16.size());
+  for (size_t i = 0; i < wf.size(); ++i) {
+    wf16[i] = F32ToF16(d(g));
+    wf[i] = F16ToF32(wf16[i]);
+  }
+  std::vector<float> bias(static_cast<size_t>(n));
+  for (float& b : bias) b = d(g) * 10;
+  const TensorView wv{"layer.weight", DType::F16, {n, k}, wf16.data()};
+  const TensorView bv{"layer.bias", DType::F32, {n}, bias.data()};
+  Matrix x(m, k);
+  for (int64_t i = 0; i < m * k; ++i) x.data()[i] = d(g) * 20;
+  for (GgmlType t : kNewTypes) {
+    std::vector<uint8_t> blocks(QuantRowBytes(t, k) * n);
+    Quantize(t, wf.data(), blocks.data(), n * k);
+    std::vector<float> wdq(wf.size());
+    Dequantize(t, blocks.data(), wdq.data(), n * k);
+    const LinearWeight from_float(wv, &bv, t);
+    const LinearWeight from_blocks(t, blocks.data(), n, k, &bv, "layer.weight");
+    EXPECT_TRUE(from_float.quantized());
+    EXPECT_EQ(from_blocks.quant_type(), t);
+    const size_t per_block = t == GgmlType::Q6_K ? 40 : 24;
+    EXPECT_EQ(from_blocks.packed().nbytes(), 2 * 16 * (k / 32) * per_block) << GgmlTypeName(t);
+    ASSERT_EQ(from_float.packed().nbytes(), from_blocks.packed().nbytes());
+    EXPECT_EQ(std::memcmp(from_float.packed().data(), from_blocks.packed().data(), from_float.packed().nbytes()), 0);
+    GemmContext ctx(ComputeType::BF16);
+    for (int64_t rows : {int64_t{1}, m}) {
+      Matrix xs(rows, k);
+      std::memcpy(xs.data(), x.data(), sizeof(float) * rows * k);
+      Matrix y;
+      ctx.Linear(xs, from_blocks, y);
+      ASSERT_EQ(y.rows(), rows);
+      ASSERT_EQ(y.cols(), n);
+      for (int64_t i = 0; i < rows * n; ++i) {
+        // Against the dequantized weight in double: activation quantization only.
+        double ref = bias[static_cast<size_t>(i % n)];
+        for (int64_t c = 0; c < k; ++c) ref += static_cast<double>(xs.data()[i / n * k + c]) * wdq[(i % n) * k + c];
+        EXPECT_NEAR(y.data()[i], ref, 0.05) << GgmlTypeName(t) << " out " << i;
+      }
     }
   }
 }

@@ -145,7 +145,7 @@ TEST_F(QuantizeCli, BadInputFailsClearly) {
 TEST_F(QuantizeCli, HelpDocumentsEveryOption) {
   auto r = Cli("quantize --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* opt : {"IN_DIR", "OUT_DIR", "--type", "--tokenizer", "--name", "q4_1", "mmproj"})
+  for (const char* opt : {"IN_DIR", "OUT_DIR", "--type", "--tokenizer", "--name", "q4_1", "q4_k_m", "q6_k", "mmproj"})
     EXPECT_NE(r.output.find(opt), std::string::npos) << opt;
   for (const char* cmd : {"run", "encode", "bench"}) {
     r = Cli(std::string(cmd) + " --help");

@@ -22,15 +22,28 @@ struct TypeName {
   GgmlType type;
   uint32_t llama_ftype;  // general.file_type (llama.cpp's llama_ftype "mostly X")
 };
+// llama_ftype has no "all Q4_K" value: q4_k is labelled Q4_K_S (14), the closest (that mix
+// also has a few Q5_K tensors); q6_k is MOSTLY_Q6_K (18).
 constexpr TypeName kTypes[] = {
     {"f16", GgmlType::F16, 1},   {"bf16", GgmlType::BF16, 32}, {"q8_0", GgmlType::Q8_0, 7}, {"q4_0", GgmlType::Q4_0, 2},
     {"q4_1", GgmlType::Q4_1, 3}, {"q5_0", GgmlType::Q5_0, 8},  {"q5_1", GgmlType::Q5_1, 9},
+    {"q4_k", GgmlType::Q4_K, 14}, {"q6_k", GgmlType::Q6_K, 18},
 };
+constexpr TypeName kQ4KM = {"q4_k_m", GgmlType::Q4_K, 15};  // MOSTLY_Q4_K_M
+constexpr const char* kTypeList = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k, q4_k_m";
 
 const TypeName& FindType(GgmlType t) {
   for (const TypeName& n : kTypes)
     if (n.type == t) return n;
-  Fail("quantize: type ", GgmlTypeName(t), " cannot be written (f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1)");
+  Fail("quantize: type ", GgmlTypeName(t), " cannot be written (", kTypeList, ")");
+}
+
+// The block type of 2-D text tensor `gguf_name` (layer `layer`, -1 outside the layers).
+GgmlType TextTensorType(const GgufExportOptions& o, const std::string& gguf_name, int layer, int n_layers) {
+  if (!o.q4_k_m) return o.type;
+  if (gguf_name == "output.weight") return GgmlType::Q6_K;
+  const bool v_or_down = gguf_name.find(".attn_v.") != std::string::npos || gguf_name.find(".ffn_down.") != std::string::npos;
+  return v_or_down && layer >= 0 && Q4KMUsesMoreBits(layer, n_layers) ? GgmlType::Q6_K : GgmlType::Q4_K;
 }
 
 // One tensor of an output file: where it comes from and how it is stored.
@@ -82,13 +95,23 @@ std::string Str(int64_t v) { return std::to_string(v); }
 GgmlType ParseExportType(const std::string& name) {
   for (const TypeName& n : kTypes)
     if (name == n.name) return n.type;
-  Fail("unknown --type '", name, "' (valid: f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1)");
+  Fail("unknown --type '", name, "' (valid: ", kTypeList, ")");
+}
+
+void SetExportType(const std::string& name, GgufExportOptions& options) {
+  options.q4_k_m = name == kQ4KM.name;
+  options.type = options.q4_k_m ? kQ4KM.type : ParseExportType(name);
+}
+
+bool Q4KMUsesMoreBits(int layer, int n_layers) {
+  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
 }
 
 std::string ExportTypeName(GgmlType type) { return FindType(type).name; }
 
 GgufExportResult ExportGgufPair(const GgufExportOptions& o, std::ostream& log) {
-  const TypeName& type = FindType(o.type);
+  if (o.q4_k_m && o.type != GgmlType::Q4_K) Fail("quantize: the q4_k_m mix needs type Q4_K, got ", GgmlTypeName(o.type));
+  const TypeName& type = o.q4_k_m ? kQ4KM : FindType(o.type);
   const LlavaConfig cfg = LoadLlavaConfig(o.in_dir);
   const PreprocessorConfig pre = LoadPreprocessorConfig(o.in_dir, cfg);
   const Checkpoint ckpt(o.in_dir);
@@ -130,16 +153,19 @@ GgufExportResult ExportGgufPair(const GgufExportOptions& o, std::ostream& log) {
 
   // --- text model ---------------------------------------------------------------------------
   std::vector<Planned> text;
+  int layer = -1;  // the layer add_text is called for (-1: embeddings, head)
   auto add_text = [&](const std::string& g, const std::string& canon, std::vector<int64_t> shape, int64_t rope = 0) {
     GgmlType ty = GgmlType::F32;
     if (shape.size() >= 2) {
-      const bool block = QuantBlockElements(o.type) > 1;
-      if (!block) {
-        ty = o.type;
+      const GgmlType want = TextTensorType(o, g, layer, t.num_hidden_layers);
+      const auto block = static_cast<int64_t>(QuantBlockElements(want));
+      if (block == 1) {
+        ty = want;
         ++res.text_f16;
-      } else if (shape.back() % 32 == 0) {
-        ty = o.type;
+      } else if (shape.back() % block == 0) {
+        ty = want;
         ++res.text_quantized;
+        if (o.q4_k_m && want == GgmlType::Q6_K) res.q6_k.push_back(g);
       } else {
         ty = GgmlType::F16;
         ++res.text_f16;
@@ -154,6 +180,7 @@ GgufExportResult ExportGgufPair(const GgufExportOptions& o, std::ostream& log) {
   add_text("token_embd.weight", "language_model.model.embed_tokens.weight", {n_vocab, dt});
   for (int i = 0; i < t.num_hidden_layers; ++i) {
     const std::string g = "blk." + Str(i) + ".", p = TextLayerPrefix(i);
+    layer = i;
     add_text(g + "attn_norm.weight", p + "input_layernorm.weight", {dt});
     add_text(g + "attn_q.weight", p + "self_attn.q_proj.weight", {dt, dt}, t.num_attention_heads);
     add_text(g + "attn_k.weight", p + "self_attn.k_proj.weight", {kv, dt}, t.num_key_value_heads);
@@ -170,6 +197,7 @@ GgufExportResult ExportGgufPair(const GgufExportOptions& o, std::ostream& log) {
     add_text(g + "ffn_up.weight", p + "mlp.up_proj.weight", {it, dt});
     add_text(g + "ffn_down.weight", p + "mlp.down_proj.weight", {dt, it});
   }
+  layer = -1;
   add_text("output_norm.weight", "language_model.model.norm.weight", {dt});
   if (!t.tie_word_embeddings) add_text("output.weight", "language_model.lm_head.weight", {n_vocab, dt});
 

@@ -78,10 +78,12 @@ void QuantizeQ8Row(const float* x, int64_t k, int8_t* q, float* d, uint8_t* out)
 
 void CheckQuantShape(GgmlType type, int64_t n_out, int64_t k, const std::string& name) {
   if (!LinearQuantSupports(type))
-    Fail("tensor '", name, "': quantized linear weights must be Q8_0 or Q4_0, got ", GgmlTypeName(type));
-  if (n_out < 1 || k <= 0 || k % 32 != 0)
+    Fail("tensor '", name, "': quantized linear weights must be ", QuantGemmSupportedNames(), ", got ",
+         GgmlTypeName(type));
+  const auto block = static_cast<int64_t>(QuantBlockElements(type));
+  if (n_out < 1 || k <= 0 || k % block != 0)
     Fail("tensor '", name, "': cannot hold [", n_out, ", ", k, "] as ", GgmlTypeName(type),
-         " (needs n_out >= 1 and k a positive multiple of 32)");
+         " (needs n_out >= 1 and k a positive multiple of ", block, ")");
 }
 }  // namespace
 

@@ -4,7 +4,7 @@
 // [out, in] weight. Large M (prefill, image tokens) goes to oneDNN's matmul
 // (JIT brgemm kernels for this CPU); M <= kGemvMaxRows (decode) goes to our own
 // memory-bound GEMV, which streams 16-bit weights without widening them in memory.
-// Quantized weights (Q8_0 / Q4_0) go to the int8 kernel of kernels/quant_gemm.h.
+// Quantized weights (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) go to the int8 kernel of kernels/quant_gemm.h.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -28,11 +28,11 @@ const char* ComputeTypeName(ComputeType t);
 inline constexpr int64_t kGemvMaxRows = 4;
 
 // The ggml block types a LinearWeight can hold and GemmContext::Linear multiplies
-// without widening (QuantGemm, for every row count): Q8_0 and Q4_0.
+// without widening (QuantGemm, for every row count): Q8_0, Q4_0, Q4_1, Q4_K and Q6_K.
 bool LinearQuantSupports(GgmlType type);
 
 // A linear layer ready to run: the weight as stored (mmapped) or as converted at load,
-// either 16/32-bit floats or ggml-quantized blocks (Q8_0 / Q4_0).
+// either 16/32-bit floats or ggml-quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K).
 class LinearWeight {
  public:
   LinearWeight() = default;
@@ -44,15 +44,16 @@ class LinearWeight {
   LinearWeight(const TensorView& weight, const TensorView* bias, ComputeType compute, DType store);
 
   // Quantized weight from ggml blocks as stored (e.g. a mapped GGUF tensor): n_out rows of
-  // k/32 blocks of `type` (Q8_0 or Q4_0), rows contiguous. The blocks are read once here
-  // and repacked into an owned layout (kernels/quant_gemm.h), so the caller may release
-  // the mapped pages afterwards (converted() is true). `name` is used in error messages;
-  // `bias` (any float dtype, n_out elements) may be null. Error for another type, k not a
-  // positive multiple of 32, n_out < 1, a null pointer or a bias of the wrong size.
+  // k / block-size blocks of `type` (see LinearQuantSupports), rows contiguous. The blocks
+  // are read once here and repacked into an owned layout (kernels/quant_gemm.h), so the
+  // caller may release the mapped pages afterwards (converted() is true). `name` is used in
+  // error messages; `bias` (any float dtype, n_out elements) may be null. Error for another
+  // type, k not a positive multiple of the type's block size (32; 256 for Q4_K / Q6_K),
+  // n_out < 1, a null pointer or a bias of the wrong size.
   LinearWeight(GgmlType type, const void* blocks, int64_t n_out, int64_t k, const TensorView* bias,
                const std::string& name);
-  // Quantizes a float weight [n_out, k] (F32/F16/BF16) to `type` (Q8_0 or Q4_0) at load
-  // with tensor/quant.h's ggml-exact quantizers, then repacks as above. Error as above,
+  // Quantizes a float weight [n_out, k] (F32/F16/BF16) to `type` (any LinearQuantSupports
+  // type) at load with tensor/quant.h's quantizers, then repacks as above. Error as above,
   // naming weight.name.
   LinearWeight(const TensorView& weight, const TensorView* bias, GgmlType type);
 

@@ -9,6 +9,7 @@
 #include "kernels/quant_gemv.h"
 #include "kernels/simd.h"
 #include "tensor/dtype.h"
+#include "tensor/quant.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define FICOCO_QGEMM_VNNI 1
@@ -38,8 +39,30 @@ constexpr int64_t kGroupTile = FICOCO_QGEMM_NG;   // column groups per micro-ker
 #endif
 constexpr int kDecodeGroupTile = FICOCO_QGEMM_DECODE_NG;  // column groups per call for one row
 
-int64_t WeightBytesPerBlockGroup(GgmlType t) { return t == GgmlType::Q4_0 ? 4 * 64 : 8 * 64; }
-int32_t Offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 128; }
+// The packed layouts of quant_gemm.h. Q4_1 and Q4_K share Q4M: per block of 32 both are
+// "scale times an unsigned nibble plus a min".
+enum class Layout { kQ8, kQ4, kQ4M, kQ6 };
+
+Layout LayoutOf(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return Layout::kQ4;
+    case GgmlType::Q4_1: case GgmlType::Q4_K: return Layout::kQ4M;
+    case GgmlType::Q6_K: return Layout::kQ6;
+    default: return Layout::kQ8;
+  }
+}
+
+constexpr bool IsNibbles(Layout l) { return l == Layout::kQ4 || l == Layout::kQ4M; }
+// Bytes of weight codes per group and block: 32 k-values x 16 columns, 4 or 8 bits each.
+constexpr int64_t WeightBytes(Layout l) { return IsNibbles(l) ? 4 * 64 : 8 * 64; }
+// Q6 scales each 16-element half of a block separately; the others one scale per block.
+constexpr int Parts(Layout l) { return l == Layout::kQ6 ? 2 : 1; }
+// Rows of 16 float32 after the codes: scales (one row per part), plus Q4M's mins.
+constexpr int64_t FloatRows(Layout l) { return l == Layout::kQ8 || l == Layout::kQ4 ? 1 : 2; }
+// The unsigned storage offset the VNNI and scalar paths remove through the accumulator.
+constexpr int32_t Offset(Layout l) {
+  return l == Layout::kQ4 ? 8 : l == Layout::kQ8 ? 128 : l == Layout::kQ6 ? 32 : 0;
+}
 
 #if defined(FICOCO_QGEMM_VNNI) || defined(FICOCO_QGEMM_AVX2)
 // Column groups per OpenMP work item: a panel of about 256 KiB of packed weights stays in
@@ -68,30 +91,46 @@ void ForEachPanelRowTile(const QuantPackedWeight& w, int64_t m, int64_t row_tile
 }
 #endif
 
-// The activation rows of one call, quantized to blocks of 32.
+// The activation rows of one call, quantized to blocks of 32, with what each layout
+// needs of their sums: `corr` starts the integer accumulator of each block part
+// (-offset * the part's sum; parts = 1, or 2 halves of 16 for Q6) and, for Q4M,
+// `dsum` = d_x * (block sum), the factor of the weight's min.
 struct QuantRows {
   std::vector<int8_t> q;      // [m, k]
   std::vector<float> d;       // [m, nb] block scales
-  std::vector<int32_t> corr;  // [m, nb] -offset * sum of the block's q (accumulator start)
+  std::vector<int32_t> corr;  // [m, nb * parts] accumulator starts
+  std::vector<float> dsum;    // [m, nb] Q4M only
 };
 
-QuantRows QuantizeRows(const float* x, int64_t m, int64_t k, int32_t offset) {
-  const int64_t nb = k / kBlock;
+QuantRows QuantizeRows(const float* x, int64_t m, int64_t k, int32_t offset, int parts, bool scaled_sums) {
+  const int64_t nb = k / kBlock, part_len = kBlock / parts;
   QuantRows a;
   a.q.resize(static_cast<size_t>(m * k));
   a.d.resize(static_cast<size_t>(m * nb));
-  a.corr.resize(static_cast<size_t>(m * nb));
+  a.corr.resize(static_cast<size_t>(m * nb * parts));
+  if (scaled_sums) a.dsum.resize(static_cast<size_t>(m * nb));
 #pragma omp parallel for schedule(static) if (m > 8)
   for (int64_t i = 0; i < m; ++i) {
     int8_t* q = a.q.data() + i * k;
     QuantizeActivationRow(x + i * k, k, q, a.d.data() + i * nb);
     for (int64_t b = 0; b < nb; ++b) {
-      int32_t s = 0;
-      for (int64_t t = 0; t < kBlock; ++t) s += q[b * kBlock + t];
-      a.corr[static_cast<size_t>(i * nb + b)] = -offset * s;
+      int32_t block_sum = 0;
+      for (int p = 0; p < parts; ++p) {
+        int32_t s = 0;
+        for (int64_t t = 0; t < part_len; ++t) s += q[b * kBlock + p * part_len + t];
+        a.corr[static_cast<size_t>((i * nb + b) * parts + p)] = -offset * s;
+        block_sum += s;
+      }
+      if (scaled_sums)
+        a.dsum[static_cast<size_t>(i * nb + b)] = a.d[static_cast<size_t>(i * nb + b)] * static_cast<float>(block_sum);
     }
   }
   return a;
+}
+
+// The activations as the VNNI and scalar paths use them for layout l.
+QuantRows QuantizeRowsFor(Layout l, const float* x, int64_t m, int64_t k) {
+  return QuantizeRows(x, m, k, Offset(l), Parts(l), l == Layout::kQ4M);
 }
 
 void CheckCall(const char* fn, const QuantPackedWeight& w, int64_t m) {
@@ -106,21 +145,23 @@ inline __m512i Broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// y rows r0 .. r0+MR-1, column groups g0 .. g0+NG-1, over the whole k: integer block sums
-// with vpdpbusd (16 columns x 4 k-values per instruction), then per block
-// acc += float(sum) * d_x * d_w.
-template <int MR, int NG, bool kQ4>
+// y rows r0 .. r0+MR-1, column groups g0 .. g0+NG-1, over the whole k: integer sums of
+// each block part with vpdpbusd (16 columns x 4 k-values per instruction), then per part
+// acc += float(sum) * d_x * scale_w, and for Q4M per block acc += (d_x * sum x) * min_w.
+template <int MR, int NG, Layout L>
 void MicroKernel(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t g0, int64_t m_stride,
                  float* y, int64_t n_out, const float* bias) {
   const int64_t nb = w.blocks_per_row(), k = w.k(), bgb = w.block_group_bytes();
-  constexpr int64_t wbytes = kQ4 ? 4 * 64 : 8 * 64;
+  constexpr int64_t wbytes = WeightBytes(L);
+  constexpr int kP = Parts(L);
+  constexpr int kVecsPerPart = 8 / kP;  // byte layouts: 8 vectors of 4 k-values per block
   const int8_t* xq[MR];
   const float* dx[MR];
   const int32_t* corr[MR];
   for (int i = 0; i < MR; ++i) {
     xq[i] = a.q.data() + (r0 + i) * k;
     dx[i] = a.d.data() + (r0 + i) * nb;
-    corr[i] = a.corr.data() + (r0 + i) * nb;
+    corr[i] = a.corr.data() + (r0 + i) * nb * kP;
   }
   const uint8_t* wg[NG];
   for (int g = 0; g < NG; ++g) wg[g] = w.data() + (g0 + g) * nb * bgb;
@@ -129,41 +170,56 @@ void MicroKernel(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int
     for (int g = 0; g < NG; ++g) facc[i][g] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
-    __m512i acc[MR][NG];
-    for (int i = 0; i < MR; ++i)
-      for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_set1_epi32(corr[i][b]);
-    if constexpr (kQ4) {
-      for (int v = 0; v < 4; ++v) {
-        __m512i lo[NG], hi[NG];
-        for (int g = 0; g < NG; ++g) {
-          const __m512i raw = _mm512_load_si512(wg[g] + b * bgb + v * 64);
-          lo[g] = _mm512_and_si512(raw, low4);
-          hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-        }
-        for (int i = 0; i < MR; ++i) {
-          const __m512i xl = Broadcast4(xq[i] + b * kBlock + 4 * v);
-          const __m512i xh = Broadcast4(xq[i] + b * kBlock + 16 + 4 * v);
+    // One part of the block (the whole block, or one Q6 half): the part index is a
+    // template argument so every loop below has constant bounds and is fully unrolled,
+    // keeping the accumulators in registers.
+    auto block_part = [&]<int part>() __attribute__((always_inline)) {
+      __m512i acc[MR][NG];
+      for (int i = 0; i < MR; ++i)
+        for (int g = 0; g < NG; ++g)
+          acc[i][g] = L == Layout::kQ4M ? _mm512_setzero_si512() : _mm512_set1_epi32(corr[i][b * kP + part]);
+      if constexpr (IsNibbles(L)) {
+        for (int v = 0; v < 4; ++v) {
+          __m512i lo[NG], hi[NG];
           for (int g = 0; g < NG; ++g) {
-            acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], lo[g], xl);
-            acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], hi[g], xh);
+            const __m512i raw = _mm512_load_si512(wg[g] + b * bgb + v * 64);
+            lo[g] = _mm512_and_si512(raw, low4);
+            hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+          }
+          for (int i = 0; i < MR; ++i) {
+            const __m512i xl = Broadcast4(xq[i] + b * kBlock + 4 * v);
+            const __m512i xh = Broadcast4(xq[i] + b * kBlock + 16 + 4 * v);
+            for (int g = 0; g < NG; ++g) {
+              acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], lo[g], xl);
+              acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], hi[g], xh);
+            }
+          }
+        }
+      } else {
+        for (int v = part * kVecsPerPart; v < (part + 1) * kVecsPerPart; ++v) {
+          __m512i wv[NG];
+          for (int g = 0; g < NG; ++g) wv[g] = _mm512_load_si512(wg[g] + b * bgb + v * 64);
+          for (int i = 0; i < MR; ++i) {
+            const __m512i xv = Broadcast4(xq[i] + b * kBlock + 4 * v);
+            for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], wv[g], xv);
           }
         }
       }
-    } else {
-      for (int v = 0; v < 8; ++v) {
-        __m512i wv[NG];
-        for (int g = 0; g < NG; ++g) wv[g] = _mm512_load_si512(wg[g] + b * bgb + v * 64);
+      for (int g = 0; g < NG; ++g) {
+        const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(wg[g] + b * bgb + wbytes) + 16 * part);
         for (int i = 0; i < MR; ++i) {
-          const __m512i xv = Broadcast4(xq[i] + b * kBlock + 4 * v);
-          for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_dpbusd_epi32(acc[i][g], wv[g], xv);
+          const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][g]), _mm512_set1_ps(dx[i][b]));
+          facc[i][g] = _mm512_fmadd_ps(s, dw, facc[i][g]);
         }
       }
-    }
-    for (int g = 0; g < NG; ++g) {
-      const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(wg[g] + b * bgb + wbytes));
-      for (int i = 0; i < MR; ++i) {
-        const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][g]), _mm512_set1_ps(dx[i][b]));
-        facc[i][g] = _mm512_fmadd_ps(s, dw, facc[i][g]);
+    };
+    block_part.template operator()<0>();
+    if constexpr (kP == 2) block_part.template operator()<1>();
+    if constexpr (L == Layout::kQ4M) {
+      for (int g = 0; g < NG; ++g) {
+        const __m512 mw = _mm512_load_ps(reinterpret_cast<const float*>(wg[g] + b * bgb + wbytes) + 16);
+        for (int i = 0; i < MR; ++i)
+          facc[i][g] = _mm512_fmadd_ps(_mm512_set1_ps(a.dsum[static_cast<size_t>((r0 + i) * nb + b)]), mw, facc[i][g]);
       }
     }
   }
@@ -177,44 +233,44 @@ void MicroKernel(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int
   }
 }
 
-template <bool kQ4, int NG>
+template <Layout L, int NG>
 void RowTile(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t rows, int64_t g0, float* y,
              const float* bias) {
   const int64_t n = w.n_out();
   switch (rows) {
-    case 1: return MicroKernel<1, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
-    case 2: return MicroKernel<2, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
-    case 3: return MicroKernel<3, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 1: return MicroKernel<1, NG, L>(w, a, r0, g0, n, y, n, bias);
+    case 2: return MicroKernel<2, NG, L>(w, a, r0, g0, n, y, n, bias);
+    case 3: return MicroKernel<3, NG, L>(w, a, r0, g0, n, y, n, bias);
 #if FICOCO_QGEMM_MR > 4
-    case 4: return MicroKernel<4, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
-    case 5: return MicroKernel<5, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 4: return MicroKernel<4, NG, L>(w, a, r0, g0, n, y, n, bias);
+    case 5: return MicroKernel<5, NG, L>(w, a, r0, g0, n, y, n, bias);
 #endif
 #if FICOCO_QGEMM_MR > 6
-    case 6: return MicroKernel<6, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
-    case 7: return MicroKernel<7, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    case 6: return MicroKernel<6, NG, L>(w, a, r0, g0, n, y, n, bias);
+    case 7: return MicroKernel<7, NG, L>(w, a, r0, g0, n, y, n, bias);
 #endif
-    default: return MicroKernel<FICOCO_QGEMM_MR, NG, kQ4>(w, a, r0, g0, n, y, n, bias);
+    default: return MicroKernel<FICOCO_QGEMM_MR, NG, L>(w, a, r0, g0, n, y, n, bias);
   }
 }
 
-template <bool kQ4, int NG>
+template <Layout L, int NG>
 void GemmVnniTiled(const QuantPackedWeight& w, const QuantRows& a, int64_t m, int64_t row_tile, float* y,
                    const float* bias) {
   ForEachPanelRowTile(w, m, row_tile, NG, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
     int64_t g = g_begin;
-    for (; g + NG <= g_end; g += NG) RowTile<kQ4, NG>(w, a, r0, rows, g, y, bias);
-    for (; g < g_end; ++g) RowTile<kQ4, 1>(w, a, r0, rows, g, y, bias);
+    for (; g + NG <= g_end; g += NG) RowTile<L, NG>(w, a, r0, rows, g, y, bias);
+    for (; g < g_end; ++g) RowTile<L, 1>(w, a, r0, rows, g, y, bias);
   });
 }
 
-template <bool kQ4>
+template <Layout L>
 void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
   // One row (decode) streams the weights once with no reuse, so what limits it is how many
   // loads are in flight. Each group's integer sum is a chain of dependent vpdpbusd (8 per
   // block); with the prefill tile's 2 groups, the chains' latency, not memory, set the pace.
   // More groups per call give the core more independent chains.
-  if (m == 1) return GemmVnniTiled<kQ4, kDecodeGroupTile>(w, a, m, 1, y, bias);
-  GemmVnniTiled<kQ4, kGroupTile>(w, a, m, kMaxRowTile, y, bias);
+  if (m == 1) return GemmVnniTiled<L, kDecodeGroupTile>(w, a, m, 1, y, bias);
+  GemmVnniTiled<L, kGroupTile>(w, a, m, kMaxRowTile, y, bias);
 }
 #endif
 
@@ -236,6 +292,11 @@ void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* 
 //     -128 in a foreign GGUF becomes 0x80 = 128, still correct) and |x * sign(q)| <= 127,
 //     so a pair is at most 2 * 128 * 127 = 32512: exact. No offset, no correction term.
 //     Two pairs may exceed int16, so each vpmaddubsw is widened on its own.
+//   Q4M (Q4_1, Q4_K): the same nibble sums as Q4_0 (codes 0..15); the codes are the
+//     unsigned factor already, so there is no offset, and the min enters per block in float.
+//   Q6 (Q6_K): the stored code q (0..63) is the unsigned operand, offset 32 removed per
+//     16-element half like Q4_0's. A pair is at most 2 * 63 * 127 = 16002, so two
+//     vpmaddubsw results (<= 32004) share an int16 lane before widening; four would not.
 // Register tile: MR rows x NG groups = MR x 2NG halves, one integer and one float
 // accumulator each, against 16 ymm registers on AVX2 machines. MR = 4, NG = 1 needs more
 // than 16, so the compiler keeps some accumulators on the stack; measured anyway on an
@@ -253,8 +314,8 @@ constexpr int64_t kAvx2RowTile = FICOCO_QGEMM_AVX2_MR;
 constexpr int64_t kAvx2GroupTile = FICOCO_QGEMM_AVX2_NG;
 
 // The offset QuantizeRows folds into the accumulator start for the AVX2 path: Q8_0
-// multiplies signed weights, so none.
-int32_t Avx2Offset(GgmlType t) { return t == GgmlType::Q4_0 ? 8 : 0; }
+// multiplies signed weights, so none; the others as in the VNNI path.
+int32_t Avx2Offset(Layout l) { return l == Layout::kQ8 ? 0 : Offset(l); }
 
 FICOCO_QGEMM_INLINE __m256i Broadcast4Avx2(const int8_t* p) {
   int32_t v;
@@ -320,19 +381,43 @@ FICOCO_QGEMM_INLINE void BlockSumsQ8(const uint8_t* const* blk, const int8_t* co
   }
 }
 
+// Q6: the sums of 16-element half `part` of the block (vectors 4 part .. 4 part + 3),
+// unsigned codes times activations, offset not yet removed. Two vpmaddubsw results are
+// added in int16 (<= 32004) before each widening.
+template <int MR, int NG>
+FICOCO_QGEMM_INLINE void PartSumsQ6(const uint8_t* const* blk, const int8_t* const* xb, int part,
+                                    __m256i (&sum)[MR][2 * NG]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2 * NG; ++h) sum[i][h] = _mm256_setzero_si256();
+  for (int v = 4 * part; v < 4 * part + 4; v += 2) {
+    for (int h = 0; h < 2 * NG; ++h) {
+      const __m256i w0 = LoadHalf(blk[h / 2], v, h % 2), w1 = LoadHalf(blk[h / 2], v + 1, h % 2);
+      for (int i = 0; i < MR; ++i) {
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, Broadcast4Avx2(xb[i] + 4 * v)),
+                                           _mm256_maddubs_epi16(w1, Broadcast4Avx2(xb[i] + 4 * v + 4)));
+        sum[i][h] = _mm256_add_epi32(sum[i][h], _mm256_madd_epi16(p, ones));
+        KeepInRegister(sum[i][h]);
+      }
+    }
+  }
+}
+
 // Lanes [0, cols) set: the columns of a half that exist (the last group may be partial).
 FICOCO_QGEMM_INLINE __m256i ColumnMask(int64_t cols) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// y rows r0 .. r0+MR-1, column groups g0 .. g0+NG-1, over the whole k: exact integer block
-// sums, then per block acc += float(sum) * d_x * d_w, as in the VNNI micro-kernel.
-template <int MR, int NG, bool kQ4>
+// y rows r0 .. r0+MR-1, column groups g0 .. g0+NG-1, over the whole k: exact integer sums
+// per block part, then per part acc += float(sum) * d_x * scale_w (plus Q4M's min term),
+// as in the VNNI micro-kernel.
+template <int MR, int NG, Layout L>
 void MicroKernelAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t g0, float* y,
                      const float* bias) {
   constexpr int NH = 2 * NG;
+  constexpr int kP = Parts(L);
   const int64_t nb = w.blocks_per_row(), k = w.k(), bgb = w.block_group_bytes(), n = w.n_out();
-  constexpr int64_t wbytes = kQ4 ? 4 * 64 : 8 * 64;
+  constexpr int64_t wbytes = WeightBytes(L);
   const uint8_t* wg[NG];
   for (int g = 0; g < NG; ++g) wg[g] = w.data() + (g0 + g) * nb * bgb;
   __m256 facc[MR][NH];
@@ -343,19 +428,35 @@ void MicroKernelAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t r0,
     for (int g = 0; g < NG; ++g) blk[g] = wg[g] + b * bgb;
     const int8_t* xb[MR];
     for (int i = 0; i < MR; ++i) xb[i] = a.q.data() + (r0 + i) * k + b * kBlock;
-    __m256i sum[MR][NH];
-    if constexpr (kQ4)
-      BlockSumsQ4<MR, NG>(blk, xb, sum);
-    else
-      BlockSumsQ8<MR, NG>(blk, xb, sum);
-    for (int h = 0; h < NH; ++h) {
-      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(blk[h / 2] + wbytes) + 8 * (h % 2));
-      for (int i = 0; i < MR; ++i) {
-        const size_t ib = static_cast<size_t>((r0 + i) * nb + b);
-        __m256i s = sum[i][h];
-        if constexpr (kQ4) s = _mm256_add_epi32(s, _mm256_set1_epi32(a.corr[ib]));
-        const __m256 sx = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a.d[ib]));
-        facc[i][h] = _mm256_fmadd_ps(sx, dw, facc[i][h]);
+    // As in the VNNI kernel, the part is a template argument: constant loop bounds.
+    auto block_part = [&]<int part>() __attribute__((always_inline)) {
+      __m256i sum[MR][NH];
+      if constexpr (IsNibbles(L))
+        BlockSumsQ4<MR, NG>(blk, xb, sum);
+      else if constexpr (L == Layout::kQ6)
+        PartSumsQ6<MR, NG>(blk, xb, part, sum);
+      else
+        BlockSumsQ8<MR, NG>(blk, xb, sum);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 dw =
+            _mm256_load_ps(reinterpret_cast<const float*>(blk[h / 2] + wbytes) + 16 * part + 8 * (h % 2));
+        for (int i = 0; i < MR; ++i) {
+          const size_t ib = static_cast<size_t>((r0 + i) * nb + b);
+          __m256i s = sum[i][h];
+          if constexpr (L == Layout::kQ4 || L == Layout::kQ6)
+            s = _mm256_add_epi32(s, _mm256_set1_epi32(a.corr[ib * kP + part]));
+          const __m256 sx = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a.d[ib]));
+          facc[i][h] = _mm256_fmadd_ps(sx, dw, facc[i][h]);
+        }
+      }
+    };
+    block_part.template operator()<0>();
+    if constexpr (kP == 2) block_part.template operator()<1>();
+    if constexpr (L == Layout::kQ4M) {
+      for (int h = 0; h < NH; ++h) {
+        const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(blk[h / 2] + wbytes) + 16 + 8 * (h % 2));
+        for (int i = 0; i < MR; ++i)
+          facc[i][h] = _mm256_fmadd_ps(_mm256_set1_ps(a.dsum[static_cast<size_t>((r0 + i) * nb + b)]), mw, facc[i][h]);
       }
     }
   }
@@ -378,24 +479,150 @@ void WithRowCount(int64_t rows, F&& f) {
   f.template operator()<kMax>();
 }
 
-template <bool kQ4>
+template <Layout L>
 void GemmAvx2(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
   ForEachPanelRowTile(w, m, kAvx2RowTile, kAvx2GroupTile, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
     WithRowCount<kAvx2RowTile>(rows, [&]<int R>() {
       int64_t g = g_begin;
       for (; g + kAvx2GroupTile <= g_end; g += kAvx2GroupTile)
-        MicroKernelAvx2<R, kAvx2GroupTile, kQ4>(w, a, r0, g, y, bias);
-      for (; g < g_end; ++g) MicroKernelAvx2<R, 1, kQ4>(w, a, r0, g, y, bias);
+        MicroKernelAvx2<R, kAvx2GroupTile, L>(w, a, r0, g, y, bias);
+      for (; g < g_end; ++g) MicroKernelAvx2<R, 1, L>(w, a, r0, g, y, bias);
     });
   });
 }
 #endif
 
+// Runs f.template operator()<L>() with L = l: kernels are compiled per layout.
+template <class F>
+void WithLayout(Layout l, F&& f) {
+  switch (l) {
+    case Layout::kQ8: return f.template operator()<Layout::kQ8>();
+    case Layout::kQ4: return f.template operator()<Layout::kQ4>();
+    case Layout::kQ4M: return f.template operator()<Layout::kQ4M>();
+    case Layout::kQ6: return f.template operator()<Layout::kQ6>();
+  }
+}
+
+// ---- Packing --------------------------------------------------------------------------
+// `blk` is one group's block of 32 k-values (block_group_bytes long, zeroed); c the column.
+
+// Codes q[0..31] (element order, 0..15) into the Q4 nibble layout.
+void PutNibbleCodes(const uint8_t* q, uint8_t* blk, int64_t c) {
+  for (int v = 0; v < 4; ++v)
+    for (int t = 0; t < 4; ++t)
+      blk[v * 64 + c * 4 + t] = static_cast<uint8_t>(q[4 * v + t] | (q[16 + 4 * v + t] << 4));
+}
+
+// ggml's Q4_0 / Q4_1 nibble bytes (byte i = element i | element i + 16 << 4) are already
+// the Q4 layout's pairs: 4-byte pieces are copied.
+void PutGgmlNibbles(const uint8_t* qs, uint8_t* blk, int64_t c) {
+  for (int v = 0; v < 4; ++v) std::memcpy(blk + v * 64 + c * 4, qs + 4 * v, 4);
+}
+
+// Byte codes q[0..31] (element order) into the Q8 / Q6 byte layout.
+void PutByteCodes(const uint8_t* q, uint8_t* blk, int64_t c) {
+  for (int e = 0; e < kBlock; ++e) blk[(e / 4) * 64 + c * 4 + e % 4] = q[e];
+}
+
+// Row `row` of the 16-float rows after the codes (scales, then Q6's second scales or
+// Q4M's mins).
+void PutFloat(uint8_t* blk, Layout l, int row, int64_t c, float v) {
+  std::memcpy(blk + WeightBytes(l) + row * 64 + c * 4, &v, 4);
+}
+float GetFloat(const uint8_t* blk, Layout l, int row, int64_t c) {
+  float v;
+  std::memcpy(&v, blk + WeightBytes(l) + row * 64 + c * 4, 4);
+  return v;
+}
+
+float HalfAt(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return F16ToF32(h);
+}
+
+// One weight row (n_out index j = column c of `group`) of ggml blocks into the group's
+// packed blocks (nb of them, bgb bytes apart).
+void PackColumn(GgmlType type, const uint8_t* row, uint8_t* group, int64_t c, int64_t nb, int64_t bgb) {
+  const Layout l = LayoutOf(type);
+  switch (type) {
+    case GgmlType::Q8_0:
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* src = row + b * 34;
+        uint8_t q[kBlock];
+        for (int e = 0; e < kBlock; ++e) q[e] = src[2 + e] ^ 0x80;  // signed value + 128
+        PutByteCodes(q, group + b * bgb, c);
+        PutFloat(group + b * bgb, l, 0, c, HalfAt(src));
+      }
+      return;
+    case GgmlType::Q4_0:
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* src = row + b * 18;
+        PutGgmlNibbles(src + 2, group + b * bgb, c);
+        PutFloat(group + b * bgb, l, 0, c, HalfAt(src));
+      }
+      return;
+    case GgmlType::Q4_1:  // d, m, qs: weight = d * q + m
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* src = row + b * 20;
+        PutGgmlNibbles(src + 4, group + b * bgb, c);
+        PutFloat(group + b * bgb, l, 0, c, HalfAt(src));
+        PutFloat(group + b * bgb, l, 1, c, HalfAt(src + 2));
+      }
+      return;
+    case GgmlType::Q4_K:  // 8 blocks of 32 per super-block: scale * q - min
+      for (int64_t sb = 0; sb < nb / 8; ++sb) {
+        uint8_t q[256];
+        float scale[8], min[8];
+        UnpackQ4_K(row + sb * 144, q, scale, min);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t* blk = group + (sb * 8 + j) * bgb;
+          PutNibbleCodes(q + 32 * j, blk, c);
+          PutFloat(blk, l, 0, c, scale[j]);
+          PutFloat(blk, l, 1, c, -min[j]);
+        }
+      }
+      return;
+    case GgmlType::Q6_K:  // 8 blocks of 32 per super-block, a scale per 16 elements
+      for (int64_t sb = 0; sb < nb / 8; ++sb) {
+        uint8_t q[256];
+        float scale[16];
+        UnpackQ6_K(row + sb * 210, q, scale);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t* blk = group + (sb * 8 + j) * bgb;
+          PutByteCodes(q + 32 * j, blk, c);
+          PutFloat(blk, l, 0, c, scale[2 * j]);
+          PutFloat(blk, l, 1, c, scale[2 * j + 1]);
+        }
+      }
+      return;
+    default:
+      Fail("PackQuantWeight: unsupported weight type ", GgmlTypeName(type));
+  }
+}
+
+// The stored (unsigned) code of column c, element e of a packed block.
+int32_t StoredCode(Layout l, const uint8_t* blk, int64_t c, int64_t e) {
+  if (IsNibbles(l)) {
+    const uint8_t byte = blk[((e % 16) / 4) * 64 + c * 4 + e % 4];
+    return e < 16 ? (byte & 15) : (byte >> 4);
+  }
+  return blk[(e / 4) * 64 + c * 4 + e % 4];
+}
+
 }  // namespace
 
-int64_t QuantPackedWeight::block_group_bytes() const { return WeightBytesPerBlockGroup(type_) + kQuantGroup * 4; }
+int64_t QuantPackedWeight::block_group_bytes() const {
+  const Layout l = LayoutOf(type_);
+  return WeightBytes(l) + FloatRows(l) * kQuantGroup * 4;
+}
 
-bool QuantGemmSupports(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+bool QuantGemmSupports(GgmlType type) {
+  return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q4_K ||
+         type == GgmlType::Q6_K;
+}
+
+const char* QuantGemmSupportedNames() { return "Q8_0, Q4_0, Q4_1, Q4_K or Q6_K"; }
 
 const char* QuantGemmPath() {
 #if defined(FICOCO_QGEMM_VNNI)
@@ -408,8 +635,12 @@ const char* QuantGemmPath() {
 }
 
 QuantPackedWeight PackQuantWeight(GgmlType type, const void* ggml_blocks, int64_t n_out, int64_t k) {
-  if (!QuantGemmSupports(type)) Fail("PackQuantWeight: unsupported weight type ", GgmlTypeName(type), " (Q8_0 or Q4_0)");
-  if (k <= 0 || k % kBlock != 0) Fail("PackQuantWeight: k = ", k, " is not a positive multiple of 32");
+  if (!QuantGemmSupports(type))
+    Fail("PackQuantWeight: unsupported weight type ", GgmlTypeName(type), " (", QuantGemmSupportedNames(), ")");
+  const auto block_elems = static_cast<int64_t>(QuantBlockElements(type));
+  if (k <= 0 || k % block_elems != 0)
+    Fail("PackQuantWeight: k = ", k, " is not a positive multiple of ", block_elems, " (the ", GgmlTypeName(type),
+         " block)");
   if (n_out < 1) Fail("PackQuantWeight: n_out = ", n_out, " (must be at least 1)");
   if (ggml_blocks == nullptr) Fail("PackQuantWeight: null block pointer");
   QuantPackedWeight w;
@@ -417,42 +648,27 @@ QuantPackedWeight PackQuantWeight(GgmlType type, const void* ggml_blocks, int64_
   w.n_out_ = n_out;
   w.k_ = k;
   const int64_t nb = k / kBlock, bgb = w.block_group_bytes(), groups = w.groups();
-  const bool q4 = type == GgmlType::Q4_0;
-  const int64_t src_block = q4 ? 18 : 34, wbytes = WeightBytesPerBlockGroup(type);
+  const size_t row_bytes = QuantRowBytes(type, k);
   w.nbytes_ = static_cast<size_t>(groups * nb * bgb);
   w.data_ = AllocateWeightBuffer(w.nbytes_);
   uint8_t* buf = w.data_.get();
   const auto* src = static_cast<const uint8_t*>(ggml_blocks);
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* dst = buf + (g * nb + b) * bgb;  // zero-filled: missing columns stay 0
-      auto* scales = reinterpret_cast<float*>(dst + wbytes);
-      for (int64_t c = 0; c < kQuantGroup; ++c) {
-        const int64_t j = g * kQuantGroup + c;
-        if (j >= n_out) break;
-        const uint8_t* blk = src + (j * nb + b) * src_block;
-        uint16_t h;
-        std::memcpy(&h, blk, 2);
-        scales[c] = F16ToF32(h);
-        if (q4) {
-          for (int v = 0; v < 4; ++v) std::memcpy(dst + v * 64 + c * 4, blk + 2 + 4 * v, 4);
-        } else {
-          for (int v = 0; v < 8; ++v)
-            for (int t = 0; t < 4; ++t) dst[v * 64 + c * 4 + t] = blk[2 + 4 * v + t] ^ 0x80;
-        }
-      }
-    }
+    uint8_t* group = buf + g * nb * bgb;  // zero-filled: a last group's missing columns stay 0
+    for (int64_t c = 0; c < kQuantGroup && g * kQuantGroup + c < n_out; ++c)
+      PackColumn(type, src + static_cast<size_t>(g * kQuantGroup + c) * row_bytes, group, c, nb, bgb);
   }
   return w;
 }
 
 void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias) {
   CheckCall("QuantGemmScalar", w, m);
-  const bool q4 = w.type() == GgmlType::Q4_0;
+  const Layout l = LayoutOf(w.type());
+  const int parts = Parts(l);
+  const int64_t part_len = kBlock / parts;
   const int64_t k = w.k(), nb = w.blocks_per_row(), bgb = w.block_group_bytes(), n = w.n_out();
-  const int64_t wbytes = WeightBytesPerBlockGroup(w.type());
-  const QuantRows a = QuantizeRows(x, m, k, Offset(w.type()));
+  const QuantRows a = QuantizeRowsFor(l, x, m, k);
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < n; ++j) {
     const int64_t g = j / kQuantGroup, c = j % kQuantGroup;
@@ -461,21 +677,13 @@ void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, floa
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = w.data() + (g * nb + b) * bgb;
         const int8_t* xq = a.q.data() + i * k + b * kBlock;
-        int32_t s = a.corr[static_cast<size_t>(i * nb + b)];
-        for (int64_t e = 0; e < kBlock; ++e) {
-          int32_t u;
-          if (q4) {
-            const int64_t v = (e % 16) / 4, t = e % 4;
-            const uint8_t byte = blk[v * 64 + c * 4 + t];
-            u = e < 16 ? (byte & 15) : (byte >> 4);
-          } else {
-            u = blk[(e / 4) * 64 + c * 4 + e % 4];
-          }
-          s += u * xq[e];
+        const size_t ib = static_cast<size_t>(i * nb + b);
+        for (int p = 0; p < parts; ++p) {
+          int32_t s = a.corr[ib * parts + p];
+          for (int64_t e = p * part_len; e < (p + 1) * part_len; ++e) s += StoredCode(l, blk, c, e) * xq[e];
+          acc += static_cast<float>(s) * a.d[ib] * GetFloat(blk, l, p, c);
         }
-        float dw;
-        std::memcpy(&dw, blk + wbytes + c * 4, 4);
-        acc += static_cast<float>(s) * a.d[static_cast<size_t>(i * nb + b)] * dw;
+        if (l == Layout::kQ4M) acc += a.dsum[ib] * GetFloat(blk, l, 1, c);
       }
       y[i * n + j] = acc + (bias ? bias[j] : 0.0f);
     }
@@ -486,11 +694,9 @@ void QuantGemmScalar(const QuantPackedWeight& w, const float* x, int64_t m, floa
 void QuantGemmAvx2(const QuantPackedWeight& w, const float* x, int64_t m, float* y, const float* bias) {
   CheckCall("QuantGemmAvx2", w, m);
   if (m == 0) return;
-  const QuantRows a = QuantizeRows(x, m, w.k(), Avx2Offset(w.type()));
-  if (w.type() == GgmlType::Q4_0)
-    GemmAvx2<true>(w, a, m, y, bias);
-  else
-    GemmAvx2<false>(w, a, m, y, bias);
+  const Layout l = LayoutOf(w.type());
+  const QuantRows a = QuantizeRows(x, m, w.k(), Avx2Offset(l), Parts(l), l == Layout::kQ4M);
+  WithLayout(l, [&]<Layout L>() { GemmAvx2<L>(w, a, m, y, bias); });
 }
 #endif
 
@@ -498,11 +704,9 @@ void QuantGemm(const QuantPackedWeight& w, const float* x, int64_t m, float* y, 
 #if defined(FICOCO_QGEMM_VNNI)
   CheckCall("QuantGemm", w, m);
   if (m == 0) return;
-  const QuantRows a = QuantizeRows(x, m, w.k(), Offset(w.type()));
-  if (w.type() == GgmlType::Q4_0)
-    GemmVnni<true>(w, a, m, y, bias);
-  else
-    GemmVnni<false>(w, a, m, y, bias);
+  const Layout l = LayoutOf(w.type());
+  const QuantRows a = QuantizeRowsFor(l, x, m, w.k());
+  WithLayout(l, [&]<Layout L>() { GemmVnni<L>(w, a, m, y, bias); });
 #elif defined(FICOCO_QGEMM_AVX2)
   QuantGemmAvx2(w, x, m, y, bias);
 #else

@@ -452,6 +452,40 @@ void Dequantize(GgmlType t, const void* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < blocks; ++i) fn(s + static_cast<size_t>(i) * bytes, dst + i * per);
 }
 
+void UnpackQ4_K(const void* block, uint8_t q[256], float scale[8], float min[8]) {
+  const auto* b = static_cast<const uint8_t*>(block);
+  const float d = LoadF16(b), dmin = LoadF16(b + 2);
+  for (int j = 0; j < 8; ++j) {
+    int sc, mn;
+    ScaleMinK4(j, b + 4, &sc, &mn);
+    scale[j] = d * static_cast<float>(sc);
+    min[j] = dmin * static_cast<float>(mn);
+  }
+  const uint8_t* qs = b + 16;
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      q[64 * c + l] = qs[32 * c + l] & 0x0f;
+      q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+    }
+}
+
+void UnpackQ6_K(const void* block, uint8_t q[256], float scale[16]) {
+  const auto* b = static_cast<const uint8_t*>(block);
+  const float d = LoadF16(b + 208);
+  for (int i = 0; i < 16; ++i) scale[i] = d * static_cast<float>(static_cast<int8_t>(b[192 + i]));
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* L = b + 64 * h;
+    const uint8_t* H = b + 128 + 32 * h;
+    uint8_t* out = q + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      out[l] = static_cast<uint8_t>((L[l] & 0x0f) | ((H[l] & 3) << 4));
+      out[l + 32] = static_cast<uint8_t>((L[l + 32] & 0x0f) | (((H[l] >> 2) & 3) << 4));
+      out[l + 64] = static_cast<uint8_t>((L[l] >> 4) | (((H[l] >> 4) & 3) << 4));
+      out[l + 96] = static_cast<uint8_t>((L[l + 32] >> 4) | (((H[l] >> 6) & 3) << 4));
+    }
+  }
+}
+
 void Quantize(GgmlType t, const float* src, void* dst, int64_t n) {
   const int64_t blocks = BlockCount(t, n, "quantize");
   QuantFn fn = nullptr;

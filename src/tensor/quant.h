@@ -62,4 +62,13 @@ void Dequantize(GgmlType t, const void* src, float* dst, int64_t n);
 // scales, not ggml's iterative search: valid blocks, not byte-identical to llama.cpp's).
 void Quantize(GgmlType t, const float* src, void* dst, int64_t n);
 
+// The codes and per-sub-block factors of one Q4_K super-block (144 bytes), for kernels
+// that multiply the codes directly: element e (sub-block j = e / 32) is
+// scale[j] * q[e] - min[j], with scale = d * sc and min = dmin * mn exact in float (an
+// fp16 value times a 6-bit integer), the same products Dequantize forms. q in 0..15.
+void UnpackQ4_K(const void* block, uint8_t q[256], float scale[8], float min[8]);
+// The same for one Q6_K super-block (210 bytes): element e is scale[e / 16] * (q[e] - 32),
+// q in 0..63, scale = d * sc (exact in float: fp16 times an int8).
+void UnpackQ6_K(const void* block, uint8_t q[256], float scale[16]);
+
 }  // namespace ficoco
