@@ -7,7 +7,8 @@ namespace ficoco {
 void LayerNorm(const Matrix& x, const std::vector<float>& gamma, const std::vector<float>& beta, float eps, Matrix& y) {
   const int64_t n = x.rows(), d = x.cols();
   y.Resize(n, d);
-#pragma omp parallel for schedule(static)
+  // One row (decode) is a few microseconds of work: less than waking the other threads.
+#pragma omp parallel for schedule(static) if (n > 1)
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x.row(r);
     float* yr = y.row(r);
@@ -25,7 +26,8 @@ void LayerNorm(const Matrix& x, const std::vector<float>& gamma, const std::vect
 void RmsNorm(const Matrix& x, const std::vector<float>& gamma, float eps, Matrix& y) {
   const int64_t n = x.rows(), d = x.cols();
   y.Resize(n, d);
-#pragma omp parallel for schedule(static)
+  // One row (decode) is a few microseconds of work: less than waking the other threads.
+#pragma omp parallel for schedule(static) if (n > 1)
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x.row(r);
     float* yr = y.row(r);

@@ -13,7 +13,8 @@ void ApplyRope(Matrix& x, int num_heads, int head_dim, const std::vector<int32_t
   std::vector<float> inv_freq(static_cast<size_t>(half));
   for (int i = 0; i < half; ++i)
     inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
-#pragma omp parallel for schedule(static)
+  // One row (decode) is less work than waking the other threads.
+#pragma omp parallel for schedule(static) if (x.rows() > 1)
   for (int64_t t = 0; t < x.rows(); ++t) {
     float* row = x.row(t);
     const float pos = static_cast<float>(positions[static_cast<size_t>(t)]);
