@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <omp.h>
+
 #include "base/error.h"
 #include "kernels/decode_attention.h"
 #include "kernels/softmax.h"
@@ -13,22 +15,24 @@ namespace {
 // Query rows up to which attention reads the keys and values where they are.
 constexpr int64_t kInPlaceMaxQueries = 4;
 
-// Decode: a few query rows against the whole cache. The batched path below copies the
-// cache head-major first, i.e. reads and writes all of it for a product that reads it
-// once; here each head's slice of a cached row (d contiguous floats) is used in place,
-// so a step streams the cache once (the copy was a quarter of a 7B decode step at a
-// 636-token context).
+// Decode: a few query rows against the whole cache, read in place (the batched path below
+// copies the cache head-major first: reading and writing all of it for a product that reads
+// it once). Threads split the heads; see decode_attention.h for the order of reads.
 void InPlaceAttention(const Matrix& q, const Matrix& k, const Matrix& v, int h, int group, int d, float scale,
                       const AttentionMask& mask, std::vector<float>& scores, Matrix& out) {
   const int64_t tq = q.rows(), tk = k.rows();
   scores.resize(static_cast<size_t>(h * tq * tk));
   out.Resize(tq, static_cast<int64_t>(h) * d);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int hi = 0; hi < h; ++hi) {
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int h0 = static_cast<int>(static_cast<int64_t>(h) * t / nt);
+    const int h1 = static_cast<int>(static_cast<int64_t>(h) * (t + 1) / nt);
     for (int64_t i = 0; i < tq; ++i) {
       const int64_t visible = mask.causal ? std::min<int64_t>(tk, mask.query_offset + i + 1) : tk;
-      DecodeAttentionRow(q.row(i) + static_cast<int64_t>(hi) * d, k, v, static_cast<int64_t>(hi / group) * d, visible, d,
-                         scale, mask.key_bias, scores.data() + (hi * tq + i) * tk, out.row(i) + static_cast<int64_t>(hi) * d);
+      // scores[(hi * tq + i) * tk + j]: head-major, as the batched path and dumps have them
+      DecodeAttentionHeads(q.row(i), k, v, h0, h1, group, d, visible, scale, mask.key_bias, scores.data() + i * tk,
+                           tq * tk, out.row(i));
     }
   }
 }

@@ -20,7 +20,8 @@ void AddEvalImagesCommand(CLI::App& app, int& exit_code);
 
 // Applies --threads (0 = all cores) to OpenMP and oneDNN; returns the count used.
 int SetThreads(int requested);
-// Restarts the process with OMP_WAIT_POLICY=PASSIVE unless the user set it (see threads.cc).
-void PreferPassiveOmpWaiting(char** argv);
+// Restarts the process with OMP_WAIT_POLICY=PASSIVE and glibc's huge-page tunable unless
+// the user set those variables (see threads.cc).
+void PreferProcessSettings(char** argv);
 
 }  // namespace ficoco::cli

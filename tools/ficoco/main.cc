@@ -6,7 +6,7 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
-  ficoco::cli::PreferPassiveOmpWaiting(argv);
+  ficoco::cli::PreferProcessSettings(argv);
   CLI::App app{
       "ficoco: LLaVA-1.5 on the CPU, with filter-correlate-compress visual token reduction.\n"
       "Models are llava-hf checkpoint directories (config.json, preprocessor_config.json,\n"
