@@ -220,22 +220,39 @@ TEST(QuantGemm, LongKWithBias) {
 // Several column panels (OpenMP work items) and a partial last group.
 TEST(QuantGemm, ManyPanels) { CheckShape(GgmlType::Q4_0, 16 * 40 + 3, 1024, 9, 300); }
 
+// A random F16 linear layer [n, k] with bias and m activation rows, for the LinearWeight
+// constructor tests: wf holds the F16 weights widened, wv/bv view the stored tensors.
+struct RandomF16Linear {
+  std::vector<uint16_t> wf16;
+  std::vector<float> wf, bias;
+  TensorView wv, bv;
+  Matrix x;
+  RandomF16Linear(int64_t n, int64_t k, int64_t m, unsigned seed) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0, 0.05f);
+    wf16.resize(static_cast<size_t>(n * k));
+    wf.resize(wf16.size());
+    for (size_t i = 0; i < wf.size(); ++i) {
+      wf16[i] = F32ToF16(d(g));
+      wf[i] = F16ToF32(wf16[i]);
+    }
+    bias.resize(static_cast<size_t>(n));
+    for (float& b : bias) b = d(g) * 10;
+    wv = TensorView{"layer.weight", DType::F16, {n, k}, wf16.data()};
+    bv = TensorView{"layer.bias", DType::F32, {n}, bias.data()};
+    x = Matrix(m, k);
+    for (int64_t i = 0; i < m * k; ++i) x.data()[i] = d(g) * 20;
+  }
+};
+
 TEST(QuantGemm, LinearWeightBothConstructorsAndBias) {
   const int64_t n = 23, k = 64, m = 7;
-  std::mt19937 g(5);
-  std::normal_distribution<float> d(0, 0.05f);
-  std::vector<uint16_t> wf16(static_cast<size_t>(n * k));
-  std::vector<float> wf(wf16.size());
-  for (size_t i = 0; i < wf.size(); ++i) {
-    wf16[i] = F32ToF16(d(g));
-    wf[i] = F16ToF32(wf16[i]);
-  }
-  std::vector<float> bias(static_cast<size_t>(n));
-  for (float& b : bias) b = d(g) * 10;
-  const TensorView wv{"layer.weight", DType::F16, {n, k}, wf16.data()};
-  const TensorView bv{"layer.bias", DType::F32, {n}, bias.data()};
-  Matrix x(m, k);
-  for (int64_t i = 0; i < m * k; ++i) x.data()[i] = d(g) * 20;
+  const RandomF16Linear layer(n, k, m, 5);
+  const std::vector<float>& wf = layer.wf;
+  const std::vector<float>& bias = layer.bias;
+  const TensorView& wv = layer.wv;
+  const TensorView& bv = layer.bv;
+  const Matrix& x = layer.x;
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
     std::vector<uint8_t> blocks(QuantRowBytes(t, k) * n);
     Quantize(t, wf.data(), blocks.data(), n * k);
@@ -642,20 +659,12 @@ TEST(QuantGemmKQuants, Q6ExtremeCodesExact) {
 // or 40 (Q6_K) bytes per 32 weights of a column.
 TEST(QuantGemmKQuants, LinearWeightBothConstructors) {
   const int64_t n = 21, k = 512, m = 5;
-  std::mt19937 g(15);
-  std::normal_distribution<float> d(0, 0.05f);
-  std::vector<uint16_t> wf16(static_cast<size_t>(n * k));
-  std::vector<float> wf(wf16.size());
-  for (size_t i = 0; i < wf.size(); ++i) {
-    wf16[i] = F32ToF16(d(g));
-    wf[i] = F16ToF32(wf16[i]);
-  }
-  std::vector<float> bias(static_cast<size_t>(n));
-  for (float& b : bias) b = d(g) * 10;
-  const TensorView wv{"layer.weight", DType::F16, {n, k}, wf16.data()};
-  const TensorView bv{"layer.bias", DType::F32, {n}, bias.data()};
-  Matrix x(m, k);
-  for (int64_t i = 0; i < m * k; ++i) x.data()[i] = d(g) * 20;
+  const RandomF16Linear layer(n, k, m, 15);
+  const std::vector<float>& wf = layer.wf;
+  const std::vector<float>& bias = layer.bias;
+  const TensorView& wv = layer.wv;
+  const TensorView& bv = layer.bv;
+  const Matrix& x = layer.x;
   for (GgmlType t : kNewTypes) {
     std::vector<uint8_t> blocks(QuantRowBytes(t, k) * n);
     Quantize(t, wf.data(), blocks.data(), n * k);
