@@ -253,24 +253,27 @@ void RowTile(const QuantPackedWeight& w, const QuantRows& a, int64_t r0, int64_t
   }
 }
 
-template <Layout L, int NG>
-void GemmVnniTiled(const QuantPackedWeight& w, const QuantRows& a, int64_t m, int64_t row_tile, float* y,
-                   const float* bias) {
-  ForEachPanelRowTile(w, m, row_tile, NG, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
-    int64_t g = g_begin;
-    for (; g + NG <= g_end; g += NG) RowTile<L, NG>(w, a, r0, rows, g, y, bias);
-    for (; g < g_end; ++g) RowTile<L, 1>(w, a, r0, rows, g, y, bias);
-  });
-}
-
 template <Layout L>
 void GemmVnni(const QuantPackedWeight& w, const QuantRows& a, int64_t m, float* y, const float* bias) {
-  // One row (decode) streams the weights once with no reuse, so what limits it is how many
-  // loads are in flight. Each group's integer sum is a chain of dependent vpdpbusd (8 per
-  // block); with the prefill tile's 2 groups, the chains' latency, not memory, set the pace.
-  // More groups per call give the core more independent chains.
-  if (m == 1) return GemmVnniTiled<L, kDecodeGroupTile>(w, a, m, 1, y, bias);
-  GemmVnniTiled<L, kGroupTile>(w, a, m, kMaxRowTile, y, bias);
+  const int64_t n = w.n_out();
+  if (m == 1) {
+    // One row (decode) streams the weights once with no reuse, so what limits it is how many
+    // loads are in flight. Each group's integer sum is a chain of dependent vpdpbusd (8 per
+    // block); with the prefill tile's 2 groups, the chains' latency, not memory, set the
+    // pace. More groups per call give the core more independent chains.
+    ForEachPanelRowTile(w, 1, 1, kDecodeGroupTile, [&](int64_t, int64_t, int64_t g_begin, int64_t g_end) {
+      int64_t g = g_begin;
+      for (; g + kDecodeGroupTile <= g_end; g += kDecodeGroupTile)
+        MicroKernel<1, kDecodeGroupTile, L>(w, a, 0, g, n, y, n, bias);
+      for (; g < g_end; ++g) MicroKernel<1, 1, L>(w, a, 0, g, n, y, n, bias);
+    });
+    return;
+  }
+  ForEachPanelRowTile(w, m, kMaxRowTile, kGroupTile, [&](int64_t r0, int64_t rows, int64_t g_begin, int64_t g_end) {
+    int64_t g = g_begin;
+    for (; g + kGroupTile <= g_end; g += kGroupTile) RowTile<L, kGroupTile>(w, a, r0, rows, g, y, bias);
+    for (; g < g_end; ++g) RowTile<L, 1>(w, a, r0, rows, g, y, bias);
+  });
 }
 #endif
 
