@@ -19,6 +19,8 @@ import json
 import struct
 import sys
 
+from gguf_header import GgufHeader
+
 
 def read_safetensors(path, name):
     with open(path, "rb") as f:
@@ -34,50 +36,13 @@ def read_safetensors(path, name):
         return meta["shape"], a
 
 
-GGUF_SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-
 def gguf_token_embd(path):
-    """(n_embd, rows as bytes of f16 values, dtype) of token_embd.weight."""
+    """(n_embd, rows as bytes of f16 values) of token_embd.weight."""
     with open(path, "rb") as f:
-        def rd(fmt):
-            return struct.unpack("<" + fmt, f.read(struct.calcsize("<" + fmt)))[0]
-
-        def rd_str():
-            return f.read(rd("Q")).decode("utf-8", "replace")
-
-        def skip_value(t):
-            if t == 8:
-                f.seek(rd("Q"), 1)
-            elif t == 9:
-                et, n = rd("I"), rd("Q")
-                if et == 8:
-                    for _ in range(n):
-                        f.seek(rd("Q"), 1)
-                else:
-                    f.seek(n * struct.calcsize("<" + GGUF_SCALAR[et]), 1)
-            else:
-                return rd(GGUF_SCALAR[t])
-
-        if f.read(4) != b"GGUF":
-            raise SystemExit(f"{path}: not a GGUF file")
-        rd("I")
-        n_tensors, n_kv = rd("Q"), rd("Q")
-        alignment = 32
-        for _ in range(n_kv):
-            key, t = rd_str(), rd("I")
-            v = skip_value(t)
-            if key == "general.alignment":
-                alignment = v
-        infos = {}
-        for _ in range(n_tensors):
-            name = rd_str()
-            dims = [rd("Q") for _ in range(rd("I"))]
-            infos[name] = (dims, rd("I"), rd("Q"))
-        data_start = (f.tell() + alignment - 1) // alignment * alignment
-        dims, ttype, off = infos["token_embd.weight"]
+        h = GgufHeader(f, path)
+        dims, ttype, off = h.tensors["token_embd.weight"]
         n_embd, n_rows = dims[0], dims[1]
-        f.seek(data_start + off)
+        f.seek(h.data_start + off)
         if ttype == 1:  # F16
             raw = f.read(n_embd * n_rows * 2)
             return n_embd, [raw[i * n_embd * 2:(i + 1) * n_embd * 2] for i in range(n_rows)]

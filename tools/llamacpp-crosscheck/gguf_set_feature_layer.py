@@ -12,46 +12,17 @@ Tensor data are copied unchanged (their offsets are relative to the data section
 import struct
 import sys
 
-SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+from gguf_header import GgufHeader
 
 
 def main():
     src, dst, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
     with open(src, "rb") as f:
-        def rd(fmt):
-            return struct.unpack("<" + fmt, f.read(struct.calcsize("<" + fmt)))[0]
-
-        def rd_str():
-            return f.read(rd("Q")).decode("utf-8")
-
-        assert f.read(4) == b"GGUF", "not a GGUF file"
-        version = rd("I")
-        n_tensors, n_kv = rd("Q"), rd("Q")
-        kv_start = f.tell()
-        alignment = 32
-        for _ in range(n_kv):
-            key, t = rd_str(), rd("I")
-            if key == "clip.vision.feature_layer":
-                sys.exit(f"{src} already has clip.vision.feature_layer")
-            if t == 8:
-                f.seek(rd("Q"), 1)
-            elif t == 9:
-                et, n = rd("I"), rd("Q")
-                if et == 8:
-                    for _ in range(n):
-                        f.seek(rd("Q"), 1)
-                else:
-                    f.seek(n * SCALAR[et], 1)
-            else:
-                v = f.read(SCALAR[t])
-                if key == "general.alignment":
-                    alignment = struct.unpack("<I", v)[0]
-        kv_end = f.tell()
-        for _ in range(n_tensors):
-            f.seek(rd("Q"), 1)
-            f.seek(8 * rd("I") + 4 + 8, 1)
-        ti_end = f.tell()
-        data_start = (ti_end + alignment - 1) // alignment * alignment
+        h = GgufHeader(f, src)
+        if "clip.vision.feature_layer" in h.kv:
+            sys.exit(f"{src} already has clip.vision.feature_layer")
+        version, n_tensors, n_kv, alignment = h.version, h.n_tensors, h.n_kv, h.alignment
+        kv_start, kv_end, ti_end, data_start = h.kv_start, h.kv_end, h.infos_end, h.data_start
         f.seek(kv_start)
         kvs = f.read(kv_end - kv_start)
         infos = f.read(ti_end - kv_end)
