@@ -127,6 +127,7 @@ TEST_F(QuantizeCli, BadInputFailsClearly) {
   r = Cli("quantize " + Q(Tiny()) + " " + Q(*dir_ + "/x") + " --type q3_k --tokenizer " + Q(LlamaTok()));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("q3_k"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("q4_k_m"), std::string::npos) << "the valid types are listed: " << r.output;
   r = Cli("quantize " + Q(*dir_ + "/missing") + " " + Q(*dir_ + "/x") + " --tokenizer " + Q(LlamaTok()));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("missing"), std::string::npos) << r.output;
