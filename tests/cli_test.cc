@@ -2,6 +2,8 @@
 // errors (non-zero exit, message naming the culprit) on bad input.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
@@ -62,6 +64,29 @@ TEST(Cli, RunMatchesReferenceIdsAndDumpsGoldenNames) {
                            "llm.logits_last", "gen.new_ids"})
     EXPECT_NE(dump.Find(name), nullptr) << name;
   EXPECT_EQ(dump.Find("llm.inputs_embeds")->shape, (std::vector<int64_t>{1, 34, 64}));
+}
+
+// --kv-cache: auto follows --compute (f32 -> f32, bf16 -> f16); an f16 cache holds half the
+// bytes and leaves the prompt's logits, so the first token, unchanged.
+TEST(Cli, RunKvCacheTypeIsReportedAndHalvesTheCache) {
+  const std::string base = "run --model " + Q(Tiny()) + " --image " + Q(Photo()) + " --tokenizer " + Q(LlamaTok()) +
+                           " --prompt 'What is in the picture?' --max-tokens 4 --json ";
+  std::map<std::string, nlohmann::json> out;
+  for (const std::string& opts : {"--compute f32", "--compute f32 --kv-cache f16", "--compute bf16"}) {
+    auto r = Cli(base + opts);
+    ASSERT_EQ(r.exit_code, 0) << opts << "\n" << r.output;
+    out[opts] = nlohmann::json::parse(r.output);
+  }
+  const nlohmann::json& f32 = out["--compute f32"];
+  const nlohmann::json& f16 = out["--compute f32 --kv-cache f16"];
+  EXPECT_EQ(f32["stats"]["kv_cache"], "f32");
+  EXPECT_EQ(f16["stats"]["kv_cache"], "f16");
+  EXPECT_EQ(out["--compute bf16"]["stats"]["kv_cache"], "f16");
+  EXPECT_EQ(f32["stats"]["kv_cache_bytes"].get<int64_t>(), 2 * f16["stats"]["kv_cache_bytes"].get<int64_t>());
+  EXPECT_EQ(f32["generated_ids"][0], f16["generated_ids"][0]);
+  auto bad = Cli(base + "--kv-cache q8_0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--kv-cache"), std::string::npos) << bad.output;
 }
 
 // A tiny random model with the project's own demo tokenizer, as the random-weight

@@ -10,6 +10,7 @@
 #include "kernels/rope.h"
 #include "kernels/softmax.h"
 #include "model/attention_signals.h"
+#include "tensor/dtype.h"
 #include "test_support.h"
 
 namespace ficoco {
@@ -119,6 +120,29 @@ TEST_P(AttentionDecodeHeadDim, InPlaceDecodePathEqualsBatchedPath) {
   MultiHeadAttention(gemm, q, k, v, {h, hkv, d}, mask, batched, &probs);
   ASSERT_EQ(fast.rows(), 2);
   EXPECT_LE(test::MaxAbsDiff(fast.data(), batched.data(), fast.rows() * fast.cols()), 1e-5f);
+}
+
+// Half-float keys and values (the KV cache's default type): both paths widen them exactly,
+// so they match fp32 attention over the widened copies.
+TEST_P(AttentionDecodeHeadDim, HalfFloatRowsEqualTheirWidenedCopies) {
+  const int h = 4, hkv = 2, d = GetParam();
+  const int64_t tk = 299;
+  Matrix q = RandomMatrix(2, h * d, 21), k = RandomMatrix(tk, hkv * d, 22), v = RandomMatrix(tk, hkv * d, 23);
+  std::vector<uint16_t> k16(static_cast<size_t>(tk * hkv * d)), v16(k16.size());
+  ConvertFromF32(k.data(), DType::F16, k16.data(), tk * hkv * d);
+  ConvertFromF32(v.data(), DType::F16, v16.data(), tk * hkv * d);
+  ConvertToF32(DType::F16, k16.data(), k.data(), tk * hkv * d);  // k, v := their rounded values
+  ConvertToF32(DType::F16, v16.data(), v.data(), tk * hkv * d);
+  const KvRows hk{KvType::F16, k16.data(), tk, hkv * d}, hv{KvType::F16, v16.data(), tk, hkv * d};
+  GemmContext gemm(ComputeType::F32);
+  const AttentionMask mask{true, tk - 2};
+  Matrix want, fast, batched;
+  std::vector<float> probs;
+  MultiHeadAttention(gemm, q, k, v, {h, hkv, d}, mask, want);
+  MultiHeadAttention(gemm, q, hk, hv, {h, hkv, d}, mask, fast);
+  MultiHeadAttention(gemm, q, hk, hv, {h, hkv, d}, mask, batched, &probs);
+  EXPECT_LE(test::MaxAbsDiff(fast.data(), want.data(), want.rows() * want.cols()), 1e-5f);
+  EXPECT_LE(test::MaxAbsDiff(batched.data(), want.data(), want.rows() * want.cols()), 1e-5f);
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadSizes, AttentionDecodeHeadDim, ::testing::Values(16, 32, 40, 64, 128));

@@ -121,6 +121,35 @@ TEST_P(LlmParity, CachedDecodingEqualsRecomputation) {
   }
 }
 
+// A half-float KV cache (the default for bf16 and quantized compute): the prompt attends to
+// its own fp32 rows, so prefill is bit-identical; decode steps read rounded keys and values
+// and stay within 1e-2 of the fp32 cache's logits (|logits| up to ~9) with the same tokens.
+TEST_P(LlmParity, HalfFloatCacheLeavesPrefillExactAndDecodeClose) {
+  const LlavaConfig& cfg = model_->config();
+  LlamaDecoder dec(cfg.text, model_->text());
+  Matrix x;
+  std::vector<TokenMeta> meta;
+  BuildPromptEmbeddings(dec, FixturePromptIds(), cfg.image_token_index, &encoded_.image_features, nullptr, &x, &meta);
+  KvCache full = dec.NewCache(KvType::F32), half = dec.NewCache(KvType::F16);
+  TextForwardResult a = dec.Forward(*gemm_, x, meta, full), b = dec.Forward(*gemm_, x, meta, half);
+  ASSERT_EQ(a.normed.rows(), b.normed.rows());
+  EXPECT_EQ(test::MaxAbsDiff(a.normed.data(), b.normed.data(), a.normed.rows() * a.normed.cols()), 0.0f);
+  EXPECT_EQ(half.Bytes() * 2, full.Bytes());
+  int32_t pos = static_cast<int32_t>(x.rows());
+  int id = 2;  // any token; both caches see the same ones
+  for (int step = 0; step < 6; ++step, ++pos) {
+    std::vector<TokenMeta> m{TokenMeta{pos, -1, -1, pos, TokenRole::Text}};
+    TextForwardResult fa = dec.Forward(*gemm_, dec.Embed({id}), m, full), fb = dec.Forward(*gemm_, dec.Embed({id}), m, half);
+    Matrix la = dec.Logits(*gemm_, fa.normed), lb = dec.Logits(*gemm_, fb.normed);
+    std::vector<float> va(la.data(), la.data() + la.cols()), vb(lb.data(), lb.data() + lb.cols());
+    const float diff = test::MaxAbsDiff(va.data(), vb.data(), la.cols());
+    EXPECT_GT(diff, 0.0f) << "step " << step << ": the half cache was not read";
+    EXPECT_LE(diff, 1e-2f) << "step " << step;
+    EXPECT_EQ(ArgMax(va), ArgMax(vb)) << "step " << step;
+    id = ArgMax(va);
+  }
+}
+
 // reduce.*: keep the 4 image tokens with the largest head-mean CLS attention in the
 // selected vision layer (read through the vision hook's attention signals), splice
 // only those, renumber positions, and compare the last logits.

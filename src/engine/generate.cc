@@ -63,7 +63,7 @@ GenerateResult Generate(GemmContext& gemm, const LlavaModel& model, const Genera
          " exceeds the model's context of ", context, " positions");
 
   Stopwatch sw;
-  KvCache cache = decoder.NewCache();
+  KvCache cache = decoder.NewCache(model.kv_cache());
   TextRunOptions opts = req.text_options;
   opts.keep_hidden_states = req.keep_hidden_states;
   TextForwardResult fwd = decoder.Forward(gemm, r.inputs_embeds, meta, cache, opts);

@@ -54,6 +54,7 @@ class LlavaModel {
   // GGUF text model's embedded vocabulary, else DIR/tokenizer.model. Error says which is missing.
   Tokenizer LoadTokenizer(const std::string& explicit_path) const;
   ComputeType compute() const { return compute_; }
+  KvType kv_cache() const { return kv_cache_; }  // LoadOptions::kv_cache, resolved
 
   EncodedImage EncodeImage(GemmContext& gemm, const ImageU8& image, const VisionRunOptions& options = {}) const;
 
@@ -70,6 +71,7 @@ class LlavaModel {
   TextWeights text_;
   bool has_text_ = false;
   ComputeType compute_ = ComputeType::BF16;
+  KvType kv_cache_ = KvType::F16;
 };
 
 }  // namespace ficoco

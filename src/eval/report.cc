@@ -65,6 +65,7 @@ nlohmann::json SummarizeRun(const RunFacts& facts, const std::vector<nlohmann::j
                             const std::string& not_scored_reason) {
   nlohmann::json s = {{"bench", facts.bench},     {"model_id", facts.model_id},     {"method", facts.method},
                       {"keep", facts.keep},       {"tflops_budget", facts.tflops_budget}, {"compute", facts.compute},
+                      {"kv_cache", facts.kv_cache},
                       {"threads", facts.threads}, {"questions", facts.questions},   {"selected", facts.selected}};
   // Costs: means over the answers that ran (deterministic, from the answers file).
   long long ran = 0, empty = 0, new_tokens = 0;
@@ -157,7 +158,8 @@ std::string RunReportMarkdown(const nlohmann::json& s, const std::string& score_
      << Fixed(NumberOr(s, "time_to_first_token_s_mean", 0), 3) << " s |\n"
      << "| decode tokens/s | " << DecodeRate(s) << " |\n"
      << "| new tokens per answer (mean) | " << Fixed(NumberOr(s, "new_tokens_mean", 0), 2) << " |\n"
-     << "| compute, threads | " << s.value("compute", "?") << ", " << s.value("threads", 0) << " |\n\n";
+     << "| compute, KV cache, threads | " << s.value("compute", "?") << ", " << s.value("kv_cache", "?") << ", "
+     << s.value("threads", 0) << " |\n\n";
   if (!score_markdown.empty()) md << score_markdown << "\n";
   if (!s["error_examples"].empty()) {
     md << "## Questions that could not be asked\n\n";

@@ -13,7 +13,7 @@
 namespace ficoco::eval {
 
 struct RunFacts {
-  std::string bench, model_id, method, compute;
+  std::string bench, model_id, method, compute, kv_cache;
   long long keep = -1;
   double tflops_budget = -1;
   int threads = 0;

@@ -81,6 +81,7 @@ Engine LoadEngine(const EvalOptions& o) {
   LoadOptions lo;
   lo.compute = o.compute;
   lo.weights = o.weights;
+  lo.kv_cache = o.kv_cache;
   e.model = LlavaModel::Load(o.model_dir, o.mmproj, lo);
   e.tok = std::make_unique<Tokenizer>(e.model->LoadTokenizer(o.tokenizer));
   const LlavaConfig& cfg = e.model->config();
@@ -291,6 +292,7 @@ EvalOutcome RunEval(const EvalOptions& o) {
   facts.model_id = model_id;
   facts.method = o.method;
   facts.compute = ComputeTypeName(o.compute);
+  facts.kv_cache = KvTypeName(o.kv_cache.value_or(o.compute == ComputeType::F32 ? KvType::F32 : KvType::F16));
   facts.keep = o.budget.keep;
   facts.tflops_budget = o.budget.tflops;
   facts.threads = o.threads;

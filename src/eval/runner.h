@@ -6,6 +6,7 @@
 // answers file itself is deterministic (byte-identical across resumes and shards).
 #pragma once
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,7 @@ struct EvalOptions {
   int max_new_tokens = 0;    // 0 = the benchmark's setting
   ComputeType compute = ComputeType::BF16;
   WeightType weights = WeightType::Checkpoint;  // text-model linears (--weights)
+  std::optional<KvType> kv_cache;               // --kv-cache (unset: from the compute type)
   int threads = 1;           // recorded in the report (the caller sets the thread pools)
   std::FILE* log = stderr;   // progress and notes
   bool tty = false;          // redraw a progress bar instead of periodic lines

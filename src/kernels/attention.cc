@@ -18,9 +18,9 @@ constexpr int64_t kInPlaceMaxQueries = 4;
 // Decode: a few query rows against the whole cache, read in place (the batched path below
 // copies the cache head-major first: reading and writing all of it for a product that reads
 // it once). Threads split the heads; see decode_attention.h for the order of reads.
-void InPlaceAttention(const Matrix& q, const Matrix& k, const Matrix& v, int h, int group, int d, float scale,
+void InPlaceAttention(const Matrix& q, const KvRows& k, const KvRows& v, int h, int group, int d, float scale,
                       const AttentionMask& mask, std::vector<float>& scores, Matrix& out) {
-  const int64_t tq = q.rows(), tk = k.rows();
+  const int64_t tq = q.rows(), tk = k.rows;
   scores.resize(static_cast<size_t>(h * tq * tk));
   out.Resize(tq, static_cast<int64_t>(h) * d);
 #pragma omp parallel
@@ -42,11 +42,17 @@ void InPlaceAttention(const Matrix& q, const Matrix& k, const Matrix& v, int h, 
 void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, const Matrix& v,
                         const AttentionShape& shape, const AttentionMask& mask, Matrix& out,
                         std::vector<float>* probs) {
-  const int64_t tq = q.rows(), tk = k.rows();
+  MultiHeadAttention(gemm, q, KvRows::Of(k), KvRows::Of(v), shape, mask, out, probs);
+}
+
+void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const KvRows& k, const KvRows& v,
+                        const AttentionShape& shape, const AttentionMask& mask, Matrix& out,
+                        std::vector<float>* probs) {
+  const int64_t tq = q.rows(), tk = k.rows;
   const int h = shape.num_heads, hkv = shape.num_kv_heads, d = shape.head_dim;
-  if (q.cols() != static_cast<int64_t>(h) * d || k.cols() != static_cast<int64_t>(hkv) * d || v.cols() != k.cols() ||
-      v.rows() != tk || h % hkv != 0)
-    Fail("MultiHeadAttention: inconsistent shapes q ", q.rows(), "x", q.cols(), " k ", k.rows(), "x", k.cols());
+  if (q.cols() != static_cast<int64_t>(h) * d || k.cols != static_cast<int64_t>(hkv) * d || v.cols != k.cols ||
+      v.rows != tk || h % hkv != 0 || v.type != k.type)
+    Fail("MultiHeadAttention: inconsistent shapes q ", q.rows(), "x", q.cols(), " k ", k.rows, "x", k.cols);
   const int group = h / hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   if (mask.key_bias != nullptr && static_cast<int64_t>(mask.key_bias->size()) != tk)
@@ -74,8 +80,8 @@ void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, con
       }
       if (t < tk) {
         const int kvh = hi / group;
-        std::copy_n(k.row(t) + kvh * d, d, kh.data() + (hi * tk + t) * d);
-        std::copy_n(v.row(t) + kvh * d, d, vh.data() + (hi * tk + t) * d);
+        k.Read(t, kvh * d, d, kh.data() + (hi * tk + t) * d);
+        v.Read(t, kvh * d, d, vh.data() + (hi * tk + t) * d);
       }
     }
   }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/kv_rows.h"
 #include "tensor/tensor.h"
 
 namespace ficoco {
@@ -27,6 +28,10 @@ struct AttentionMask {
 // out [Tq, H*d] = softmax(q kᵀ / √d + mask) v per head; q [Tq, H*d], k, v [Tk, Hkv*d].
 // If `probs` is given it receives the per-head probabilities [H, Tq, Tk] (for dumps).
 void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const Matrix& k, const Matrix& v,
+                        const AttentionShape& shape, const AttentionMask& mask, Matrix& out,
+                        std::vector<float>* probs = nullptr);
+// The same with keys and values as the KV cache holds them (fp32 or half rows).
+void MultiHeadAttention(GemmContext& gemm, const Matrix& q, const KvRows& k, const KvRows& v,
                         const AttentionShape& shape, const AttentionMask& mask, Matrix& out,
                         std::vector<float>* probs = nullptr);
 

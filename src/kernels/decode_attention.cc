@@ -2,47 +2,68 @@
 
 #include <algorithm>
 
+#include "base/error.h"
 #include "kernels/simd.h"
 #include "kernels/softmax.h"
+#include "tensor/dtype.h"
 
 namespace ficoco {
 namespace {
 
-float Dot(const float* a, const float* b, int d) {
+#if defined(__AVX512F__)
+inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 Load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+#endif
+
+inline float Widen(float x) { return x; }
+inline float Widen(uint16_t x) { return F16ToF32(x); }
+
+// a · b over d elements; b is fp32 or half.
+template <typename T>
+float Dot(const float* a, const T* b, int d) {
 #if defined(__AVX512F__)
   if (d % 16 == 0) {
     // Two accumulators halve the FMA chain; d = 128 is 8 vectors.
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int c = 0;
     for (; c + 32 <= d; c += 32) {
-      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c), s0);
-      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + c + 16), _mm512_loadu_ps(b + c + 16), s1);
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + c), Load16(b + c), s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + c + 16), Load16(b + c + 16), s1);
     }
-    if (c < d) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c), s0);
+    if (c < d) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + c), Load16(b + c), s0);
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
   }
 #endif
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-  for (int c = 0; c < d; ++c) s += a[c] * b[c];
+  for (int c = 0; c < d; ++c) s += a[c] * Widen(b[c]);
   return s;
 }
 
-// o[0..d) += p * v[0..d)
-void Axpy(float p, const float* v, float* o, int d) {
+// o[0..d) += p * v[0..d); v is fp32 or half.
+template <typename T>
+void Axpy(float p, const T* v, float* o, int d) {
+#if defined(__AVX512F__)
+  if (d % 16 == 0) {
+    const __m512 pv = _mm512_set1_ps(p);
+    for (int c = 0; c < d; c += 16)
+      _mm512_storeu_ps(o + c, _mm512_fmadd_ps(pv, Load16(v + c), _mm512_loadu_ps(o + c)));
+    return;
+  }
+#endif
 #pragma omp simd
-  for (int c = 0; c < d; ++c) o[c] += p * v[c];
+  for (int c = 0; c < d; ++c) o[c] += p * Widen(v[c]);
 }
 
-}  // namespace
-
-void DecodeAttentionHeads(const float* q_row, const Matrix& k, const Matrix& v, int h0, int h1, int group, int d,
-                          int64_t visible, float scale, const std::vector<float>* key_bias, float* scores,
-                          int64_t stride, float* out_row) {
-  if (h0 >= h1) return;
+template <typename T>
+void Heads(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t v_stride, int h0, int h1, int group,
+           int d, int64_t visible, float scale, const std::vector<float>* key_bias, float* scores, int64_t stride,
+           float* out_row) {
   // Scores, position-major: row j of the cache is read once, heads h0..h1 in order.
   for (int64_t j = 0; j < visible; ++j) {
-    const float* kr = k.row(j);
+    const T* kr = k + j * k_stride;
     const float bias = key_bias != nullptr ? (*key_bias)[static_cast<size_t>(j)] : 0.0f;
     for (int hi = h0; hi < h1; ++hi)
       scores[hi * stride + j] = Dot(q_row + static_cast<int64_t>(hi) * d, kr + static_cast<int64_t>(hi / group) * d, d) *
@@ -54,10 +75,26 @@ void DecodeAttentionHeads(const float* q_row, const Matrix& k, const Matrix& v, 
   float* out = out_row + static_cast<int64_t>(h0) * d;
   std::fill_n(out, static_cast<int64_t>(h1 - h0) * d, 0.0f);
   for (int64_t j = 0; j < visible; ++j) {
-    const float* vr = v.row(j);
+    const T* vr = v + j * v_stride;
     for (int hi = h0; hi < h1; ++hi)
       Axpy(scores[hi * stride + j], vr + static_cast<int64_t>(hi / group) * d, out_row + static_cast<int64_t>(hi) * d, d);
   }
+}
+
+}  // namespace
+
+void DecodeAttentionHeads(const float* q_row, const KvRows& k, const KvRows& v, int h0, int h1, int group, int d,
+                          int64_t visible, float scale, const std::vector<float>* key_bias, float* scores,
+                          int64_t stride, float* out_row) {
+  if (h0 >= h1) return;
+  if (k.type == KvType::F32 && v.type == KvType::F32)
+    Heads(q_row, k.f32_row(0), v.f32_row(0), k.cols, v.cols, h0, h1, group, d, visible, scale, key_bias, scores, stride,
+          out_row);
+  else if (k.type == KvType::F16 && v.type == KvType::F16)
+    Heads(q_row, k.f16_row(0), v.f16_row(0), k.cols, v.cols, h0, h1, group, d, visible, scale, key_bias, scores, stride,
+          out_row);
+  else
+    Fail("DecodeAttentionHeads: keys and values must have the same type");
 }
 
 }  // namespace ficoco

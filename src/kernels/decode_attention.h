@@ -10,14 +10,15 @@
 #include <cstdint>
 #include <vector>
 
-#include "tensor/tensor.h"
+#include "kernels/kv_rows.h"
 
 namespace ficoco {
 
 // For query row `q_row` (all heads, [H*d]) and heads [h0, h1): scores[hi * stride + j] =
 // softmax_j(scale * q_hi·k_j + bias_j) over j < visible, then out_row[hi*d ..] = Σ_j p · v_j.
-// Key/value head of query head hi: hi / group. key_bias may be null.
-void DecodeAttentionHeads(const float* q_row, const Matrix& k, const Matrix& v, int h0, int h1, int group, int d,
+// Key/value head of query head hi: hi / group. key_bias may be null. k and v are fp32 or
+// half rows (widened in registers).
+void DecodeAttentionHeads(const float* q_row, const KvRows& k, const KvRows& v, int h0, int h1, int group, int d,
                           int64_t visible, float scale, const std::vector<float>* key_bias, float* scores,
                           int64_t stride, float* out_row);
 

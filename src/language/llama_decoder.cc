@@ -4,6 +4,7 @@
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/kv_rows.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
 
@@ -50,11 +51,17 @@ TextForwardResult LlamaDecoder::Forward(GemmContext& gemm, Matrix x, std::vector
     const int64_t offset = cache.length(li);
     cache.Append(li, k, v);
     const AttentionMask mask{true, offset};
-    MultiHeadAttention(gemm, q, cache.keys(li), cache.values(li), shape, mask, attn);
+    // A first call (the prompt) attends to its own fp32 rows, which are then all the cache
+    // holds: a half-float cache changes decode steps only, never the prefill.
+    const bool own_rows = offset == 0;
+    MultiHeadAttention(gemm, q, own_rows ? KvRows::Of(k) : cache.keys(li), own_rows ? KvRows::Of(v) : cache.values(li),
+                       shape, mask, attn);
     gemm.Linear(attn, l.o_proj, proj);
     AddInPlace(x, proj);
     if (options.hook) {
-      AttentionSignals signals(q, cache.keys(li), shape, mask, &gemm);
+      Matrix widened_keys;
+      if (!own_rows) widened_keys = cache.WidenedKeys(li);
+      AttentionSignals signals(q, own_rows ? k : widened_keys, shape, mask, &gemm);
       TextHookContext ctx{li, offset, x, meta, signals, cache, input_embeds, input_meta};
       options.hook(ctx);
       if (static_cast<int64_t>(meta.size()) != x.rows())

@@ -63,8 +63,8 @@ class LlamaDecoder {
   // lm_head on the given rows.
   Matrix Logits(GemmContext& gemm, const Matrix& normed_rows) const;
 
-  KvCache NewCache() const {
-    return KvCache(cfg_.num_hidden_layers, static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim());
+  KvCache NewCache(KvType type = KvType::F32) const {
+    return KvCache(cfg_.num_hidden_layers, static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim(), type);
   }
 
  private:

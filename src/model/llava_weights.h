@@ -1,11 +1,13 @@
 // Every weight of a LLaVA-1.5 checkpoint, checked by name, dtype and shape
 // against the config before use, and prepared for the chosen arithmetic.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "io/checkpoint.h"
 #include "kernels/gemm.h"
+#include "kernels/kv_rows.h"
 #include "model/config.h"
 #include "tensor/ggml_type.h"
 
@@ -69,6 +71,9 @@ const char* WeightTypeName(WeightType t);  // the spellings above
 struct LoadOptions {
   ComputeType compute = ComputeType::BF16;
   WeightType weights = WeightType::Checkpoint;
+  // Element type of the decoder's KV cache; unset = f32 with f32 compute (reference
+  // parity), else f16 (half the bytes each decode step reads, as llama.cpp's default).
+  std::optional<KvType> kv_cache;
   bool load_text = true;  // `encode` needs only the vision side
 };
 

@@ -21,7 +21,7 @@ namespace ficoco::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, mmproj, image, prompt = "What is in the picture? Describe it in detail.", tokenizer, compute = "bf16", json_out, weights = "auto";
+  std::string model, mmproj, image, prompt = "What is in the picture? Describe it in detail.", tokenizer, compute = "bf16", json_out, weights = "auto", kv_cache = "auto";
   std::vector<std::string> methods{"none", "ficoco-v", "ficoco-l", "ficoco-vl"};
   std::vector<int64_t> keeps{192, 128, 64};
   int max_tokens = 32, threads = 0, rounds = 1;
@@ -50,6 +50,7 @@ int RunBench(const BenchArgs& a) {
   LoadOptions lo;
   lo.compute = ParseComputeType(a.compute);
   lo.weights = ParseWeightType(a.weights);
+  lo.kv_cache = ParseKvCacheChoice(a.kv_cache);
   auto model = LlavaModel::Load(a.model, a.mmproj, lo);
   for (const std::string& note : model->load_notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
   Tokenizer tok = model->LoadTokenizer(a.tokenizer);
@@ -164,14 +165,16 @@ int RunBench(const BenchArgs& a) {
     table << line;
   }
   std::cout << table.str();
-  std::printf("(%d threads, %s compute, %s text weights, %d round(s), %zu prompt ids, peak RSS %.1f MiB)\n", threads,
-              ComputeTypeName(lo.compute), DescribeTextWeights(model->text()).c_str(), a.rounds, ids.size(),
+  std::printf("(%d threads, %s compute, %s text weights, %s KV cache, %d round(s), %zu prompt ids, peak RSS %.1f MiB)\n",
+              threads, ComputeTypeName(lo.compute), DescribeTextWeights(model->text()).c_str(),
+              KvTypeName(model->kv_cache()), a.rounds, ids.size(),
               static_cast<double>(PeakRssBytes()) / (1 << 20));
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
     if (!f) Fail("cannot write ", a.json_out);
     f << nlohmann::json{{"threads", threads}, {"compute", ComputeTypeName(lo.compute)},
-                        {"weights", DescribeTextWeights(model->text())}, {"rounds", a.rounds},
+                        {"weights", DescribeTextWeights(model->text())},
+                        {"kv_cache", KvTypeName(model->kv_cache())}, {"rounds", a.rounds},
                         {"max_new_tokens", a.max_tokens}, {"prompt_ids", ids.size()}, {"configs", out}}
              .dump(2)
       << "\n";
@@ -202,6 +205,10 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--weights", a->weights, "Text-model linear layers: auto (as stored), f16, bf16, or q8_0/q4_0 (quantized at load, int8 kernels); vision and projector stay 16-bit")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "f16", "bf16", "q8_0", "q4_0"}));
+  sub->add_option("--kv-cache", a->kv_cache,
+                  "Element type of the KV cache: auto (f32 with --compute f32, else f16), f16 (half the bytes each decode step reads) or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "f16", "f32"}));
   sub->add_option("--json", a->json_out, "Also write the results as JSON to this file");
   AddReductionOptions(sub, a->reduction, /*with_method_and_budget=*/false);
   sub->callback([a, &exit_code] { exit_code = RunBench(*a); });

@@ -15,7 +15,7 @@ namespace {
 
 struct EvalArgs {
   eval::EvalOptions options;
-  std::string shard, compute = "bf16", progress = "auto", weights = "auto";
+  std::string shard, compute = "bf16", progress = "auto", weights = "auto", kv_cache = "auto";
   ReductionArgs reduction;
   int threads = 0;
 };
@@ -25,6 +25,7 @@ int RunEvalCommand(EvalArgs& a) {
   o.threads = SetThreads(a.threads);
   o.compute = ParseComputeType(a.compute);
   o.weights = ParseWeightType(a.weights);
+  o.kv_cache = ParseKvCacheChoice(a.kv_cache);
   o.shard = eval::ParseShard(a.shard);
   if (o.limit < -1) Fail("--limit must be >= 0, got ", o.limit);
   if (o.max_new_tokens < 0) Fail("--max-tokens must be >= 0 (0 = the benchmark's), got ", o.max_new_tokens);
@@ -83,6 +84,11 @@ void AddEvalCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--weights", a->weights,
                   "Text-model linear layers: auto (as stored), f16, bf16, or q8_0/q4_0 (quantized at load, int8 kernels)")
       ->capture_default_str();
+  sub->add_option("--kv-cache", a->kv_cache,
+                  "Element type of the KV cache: auto (f32 with --compute f32, else f16), f16 (half the bytes each decode step reads) or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "f16", "f32"}));
+
   sub->add_option("--progress", a->progress,
                   "auto: a redrawn bar when stderr is a terminal, otherwise a line every --progress-interval seconds; "
                   "bar; lines")

@@ -22,7 +22,7 @@ namespace ficoco::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, mmproj, image, prompt, prompt_template = "llava-1.5", tokenizer, dump, compute = "bf16", viz, weights = "auto";
+  std::string model, mmproj, image, prompt, prompt_template = "llava-1.5", tokenizer, dump, compute = "bf16", viz, weights = "auto", kv_cache = "auto";
   ReductionArgs reduction;
   int max_tokens = 64, threads = 0, top_k = 0;
   float temperature = 0, top_p = 1, repeat_penalty = 1;
@@ -36,6 +36,7 @@ int RunRun(const RunArgs& a) {
   LoadOptions lo;
   lo.compute = ParseComputeType(a.compute);
   lo.weights = ParseWeightType(a.weights);
+  lo.kv_cache = ParseKvCacheChoice(a.kv_cache);
   Stopwatch sw;
   auto model = LlavaModel::Load(a.model, a.mmproj, lo);
   for (const std::string& note : model->load_notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
@@ -141,6 +142,7 @@ int RunRun(const RunArgs& a) {
       {"peak_rss_bytes", PeakRssBytes()},
       {"compute", ComputeTypeName(lo.compute)},
       {"weights", DescribeTextWeights(model->text())},
+      {"kv_cache", KvTypeName(model->kv_cache())},
       {"threads", threads},
   };
   const double overhead_s = trace.vision_seconds + trace.llm_seconds;
@@ -208,6 +210,10 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--weights", a->weights, "Text-model linear layers: auto (as stored), f16, bf16, or q8_0/q4_0 (quantized at load, int8 kernels); vision and projector stay 16-bit")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "f16", "bf16", "q8_0", "q4_0"}));
+  sub->add_option("--kv-cache", a->kv_cache,
+                  "Element type of the KV cache: auto (f32 with --compute f32, else f16), f16 (half the bytes each decode step reads) or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "f16", "f32"}));
   AddReductionOptions(sub, a->reduction);
   sub->add_option("--viz", a->viz,
                   "Draw the image with the patches kept, merged (and where to) and pruned by --method to this PNG");
