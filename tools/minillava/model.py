@@ -132,13 +132,14 @@ class ClipVisionModel(nn.Module):
         self.encoder = ClipEncoder(c)
         self.post_layernorm = nn.LayerNorm(d, eps=c["layer_norm_eps"])  # exported; LLaVA never uses it
 
-    def features(self, pixels):
-        """Hidden state of layer -2 (LLaVA's vision_feature_layer), CLS dropped. The
-        last layer does not influence it and is never run."""
+    def features(self, pixels, with_cls=False):
+        """Hidden state of layer -2 (LLaVA's vision_feature_layer), CLS dropped (with_cls:
+        also the CLS row, for the warm-up's image-level objective). The last layer does not
+        influence it and is never run."""
         x = self.pre_layrnorm(self.embeddings(pixels))
         for layer in self.encoder.layers[:-1]:
             x = layer(x)
-        return x[:, 1:]
+        return (x[:, 1:], x[:, 0]) if with_cls else x[:, 1:]
 
 
 class VisionTower(nn.Module):

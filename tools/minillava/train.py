@@ -3,10 +3,12 @@
 
 Stage 1 (vision warm-up, like CLIP's pre-training stands in for LLaVA's): the vision
 tower alone learns, from every patch of its layer -2 output, what its 56-px grid cell
-holds (colour, shape or "number", and the two digits), through throw-away linear heads.
+holds (colour, shape or "number", and the two digits), and from its [CLS] output which
+objects the image holds, through throw-away linear heads.
 Stage 2 (LLaVA's instruction tuning): the vision tower is frozen; projector and LLaMA
 decoder learn from multi-turn LLaVA-1.5 conversations (the first turn is exactly the
-inference prompt), cross-entropy on the answer tokens and their </s>.
+inference prompt), cross-entropy on the answer tokens and their </s>, plus an image-word
+alignment loss and (--look-weight) attention supervision of a few heads (LookPlan).
 
 Both stages stop at their step count or their time budget, whichever comes first (the
 machine is shared: the schedules follow the larger of the two progress fractions, so a
@@ -106,9 +108,15 @@ class CellHeads(nn.Module):
         super().__init__()
         self.heads = nn.ModuleList([nn.Linear(d, n) for n in (len(COLOURS) + 1, NUMBER_SHAPE + 2, 11, 11)])
         self.where = nn.Linear(d, 2 * GRID)  # the patch's own cell row and column (keeps position in the feature)
+        # [CLS]: which of the 40 colour-shape objects and whether a number are in the image.
+        # LLaVA never feeds [CLS] to the decoder, but [CLS]-attention reduction methods
+        # (FiCoCo-V, EViT, VisionZip, PruMerge) rank patches by it, as CLIP's trained [CLS] allows.
+        self.scene = nn.Linear(d, len(COLOURS) * len(SHAPES) + 1)
 
-    def loss(self, feats, labels):
-        """feats [B, 144, D]; labels [B, 4, 9]. Every patch predicts its cell."""
+    def loss(self, feats, labels, cls=None):
+        """feats [B, 144, D]; labels [B, 4, 9]; cls [B, D] or None. Every patch predicts its
+        cell; [CLS] predicts the image's set of objects. Returns (loss, [occupied-cell patch
+        accuracy per head..., share of images whose [CLS] set is exactly right])."""
         total, right = 0.0, []
         for k, head in enumerate(self.heads):
             tgt = labels[:, k, PATCH_CELL]  # [B, 144]
@@ -121,6 +129,20 @@ class CellHeads(nn.Module):
         for k, tgt in enumerate((PATCH_ROW, PATCH_COL)):
             logits = where[..., k * GRID:(k + 1) * GRID]
             total = total + F.cross_entropy(logits.reshape(-1, GRID), tgt.expand(feats.shape[0], -1).reshape(-1))
+        if cls is not None:
+            present = torch.zeros(labels.shape[0], self.scene.out_features)
+            for b in range(labels.shape[0]):
+                for cell in range(GRID * GRID):
+                    colour, shape = int(labels[b, 0, cell]), int(labels[b, 1, cell])
+                    if shape < NUMBER_SHAPE:
+                        present[b, colour * len(SHAPES) + shape] = 1
+                    elif shape == NUMBER_SHAPE:
+                        present[b, -1] = 1
+            logits = self.scene(cls)
+            # Weight 2: enough for [CLS] to learn the set within the warm-up, small enough that
+            # it does not crowd the patch objectives out of the clipped gradient early on.
+            total = total + 2 * F.binary_cross_entropy_with_logits(logits, present)
+            right.append(((logits > 0) == (present > 0)).all(-1).float().mean())
         return total, right
 
 
@@ -154,12 +176,44 @@ def align_loss(model, features, scenes, targets):
     return sum(F.cross_entropy(flat, tgt[..., k].reshape(-1), ignore_index=-100) for k in range(2)) / 2
 
 
-def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True):
-    """Token ids, labels and (if pixels) pixel tensors for conversations about `samples`.
+class LookPlan:
+    """Which attention heads the look loss supervises (see look_loss); layer -1 = off.
+    object_layer: head 0, at each answer's prediction position, on the asked-about cells'
+        patches, or on <s> (position 0) when the answer depends on no cell (an absent
+        object: existence "no", a count of 0), so that "nothing found" has a place to look.
+    option_layer: head 0, at a multiple-choice answer's prediction position, on the
+        correct option's text (the tokens after "X.").
+    letter_layer: head 1, at every option's text tokens, on that option's letter."""
+
+    def __init__(self, object_layer=-1, option_layer=-1, letter_layer=-1):
+        self.object_layer, self.option_layer, self.letter_layer = object_layer, option_layer, letter_layer
+
+    def layers(self):
+        return sorted({l for l in (self.object_layer, self.option_layer, self.letter_layer) if l >= 0})
+
+
+def option_lines(ids, lo, hi, nl, dot, letter_ids):
+    """(letter, letter position, text positions) of each "\nX. text" line in ids[lo:hi]."""
+    out = []
+    for i in range(lo, hi - 3):
+        if ids[i] == nl and ids[i + 1] in letter_ids and ids[i + 2] == dot:
+            j = i + 3
+            while j < hi and ids[j] != nl:
+                j += 1
+            out.append((letter_ids.index(ids[i + 1]), i + 1, list(range(i + 3, j))))
+    return out
+
+
+def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True, plan=None):
+    """Token ids, labels and (if pixels) pixel tensors for conversations about `samples`,
+    plus the attention targets of `plan` (a LookPlan): (layer, head, row, query, targets).
     fresh: turns_per_image new questions drawn from each scene; otherwise the stored
     conversation's turns, shuffled. single_turn=i: sample r asks only its stored turn
     (i + r) mod (its turn count) (evaluation: consecutive images cover every type)."""
     seqs, labs, pix, looks = [], [], [], []
+    plan = plan or LookPlan()
+    nl, dot = sp.piece_to_id("<0x0A>"), sp.piece_to_id(".")
+    letter_ids = [sp.piece_to_id(c) for c in Q.LETTERS]
     for row, s in enumerate(samples):
         if single_turn is not None:
             turns = [s["turns"][(single_turn + row) % len(s["turns"])]]
@@ -173,12 +227,23 @@ def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=N
         ids, labels = conversation_ids(sp, [t[:2] for t in turns], image_id)
         p = ids.index(image_id)
         labels = labels[:p] + [-100] * 144 + labels[p + 1:]  # image features take 144 positions
+        expanded = ids[:p] + [image_id] * 144 + ids[p + 1:]
         # Where each answer starts: the position before it is the one that must look at the image.
         starts = [t for t in range(1, len(labels)) if labels[t] != -100 and labels[t - 1] == -100]
-        for t, turn_cells in zip(starts, cells):
-            if turn_cells:
+        prompt_from = 0
+        for t, turn_cells, turn in zip(starts, cells, turns):
+            if plan.object_layer >= 0 and len(turn) > 2:  # fresh turns know their cells
                 want = {r * GRID + c for r, c in turn_cells}
-                looks.append((row, t - 1, [p + k for k in range(144) if int(PATCH_CELL[k]) in want]))
+                targets = [p + k for k in range(144) if int(PATCH_CELL[k]) in want] if want else [0]
+                looks.append((plan.object_layer, 0, row, t - 1, targets))
+            if turn[0].endswith(Q.MC_SUFFIX) and (plan.option_layer >= 0 or plan.letter_layer >= 0):
+                answer = Q.LETTERS.index(turn[1])
+                for letter, letter_pos, text in option_lines(expanded, prompt_from, t, nl, dot, letter_ids):
+                    if letter == answer and plan.option_layer >= 0 and text:
+                        looks.append((plan.option_layer, 0, row, t - 1, text))
+                    if plan.letter_layer >= 0:
+                        looks.extend((plan.letter_layer, 1, row, q, [letter_pos]) for q in text)
+            prompt_from = t
         seqs.append(ids)
         labs.append(labels)
         if pixels:
@@ -192,19 +257,22 @@ def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=N
     return ids, lab, (torch.stack(pix) if pixels else None), looks
 
 
-def look_loss(model, looks, layer, length):
-    """Attention supervision: at each answer's first prediction position, head 0 of decoder
-    layer `layer` should put its attention on the image patches of the cells the answer
-    depends on (-log of that attention mass). Teaches the lookup that the answer loss alone
-    finds only slowly."""
-    if not looks:
-        return torch.zeros(())
-    probs = model.language_model.model.layers[layer].self_attn.probs  # [B, H, n, n]
-    rows = probs[[b for b, _, _ in looks], 0, [q for _, q, _ in looks]]  # [S, n]
-    mask = torch.zeros(len(looks), length, dtype=torch.bool)
-    for i, (_, _, targets) in enumerate(looks):
-        mask[i, targets] = True
-    return -torch.log((rows * mask).sum(-1) + 1e-6).mean()
+def look_loss(model, looks, length):
+    """Attention supervision (LookPlan): each (layer, head, row, query, targets) asks that
+    head's attention at that query position to fall on the target positions (-log of the
+    mass there), averaged per supervised head and summed over heads. Teaches the lookups
+    (which cells, which option, which letter) that the answer loss alone finds only slowly
+    or, for existence and multiple choice, not at all in our budget."""
+    total = torch.zeros(())
+    for layer, head in sorted({(l, h) for l, h, _, _, _ in looks}):
+        mine = [x for x in looks if x[0] == layer and x[1] == head]
+        probs = model.language_model.model.layers[layer].self_attn.probs  # [B, H, n, n]
+        rows = probs[[b for _, _, b, _, _ in mine], head, [q for _, _, _, q, _ in mine]]  # [S, n]
+        mask = torch.zeros(len(mine), length, dtype=torch.bool)
+        for i, (_, _, _, _, targets) in enumerate(mine):
+            mask[i, targets] = True
+        total = total + -torch.log((rows * mask).sum(-1) + 1e-6).mean()
+    return total
 
 
 def loss_and_acc(model, ids, lab, pix, features=None):
@@ -267,8 +335,13 @@ def parse_args():
                     help="questions per training conversation, drawn fresh from the scene every time "
                          "(0: the dataset's stored conversation, all its turns)")
     ap.add_argument("--look-weight", type=float, default=0.0,
-                    help="weight of the attention supervision (head 0 of --look-layer looks at the answer's cells)")
-    ap.add_argument("--look-layer", type=int, default=2, help="decoder layer whose head 0 is supervised")
+                    help="weight of the attention supervision (LookPlan: which heads look where)")
+    ap.add_argument("--look-layer", type=int, default=2,
+                    help="decoder layer whose head 0 looks at the answer's cells (or <s> if none); -1 = off")
+    ap.add_argument("--option-layer", type=int, default=-1,
+                    help="decoder layer whose head 0 looks at the correct option of a multiple-choice question; -1 = off")
+    ap.add_argument("--letter-layer", type=int, default=-1,
+                    help="decoder layer whose head 1 looks, from each option's text, at its letter; -1 = off")
     ap.add_argument("--align-weight", type=float, default=1.0, help="weight of the image-word alignment loss in stage 2")
     ap.add_argument("--init", help="start from this checkpoint's weights (e.g. with --vision-steps 0 to continue stage 2)")
     ap.add_argument("--seed", type=int, default=0)
@@ -332,8 +405,10 @@ def worker(rank, a):
     if a.config:
         with open(a.config) as f:
             cfg.update(json.load(f))
-    if a.look_weight > 0 and not 0 <= a.look_layer < cfg["text"]["num_hidden_layers"]:
-        sys.exit(f"--look-layer {a.look_layer} is not a layer of the {cfg['text']['num_hidden_layers']}-layer decoder")
+    plan = LookPlan(a.look_layer, a.option_layer, a.letter_layer) if a.look_weight > 0 else LookPlan()
+    for name, layer in (("--look-layer", a.look_layer), ("--option-layer", a.option_layer), ("--letter-layer", a.letter_layer)):
+        if a.look_weight > 0 and not -1 <= layer < cfg["text"]["num_hidden_layers"]:
+            sys.exit(f"{name} {layer} is not a layer of the {cfg['text']['num_hidden_layers']}-layer decoder")
     sp = spm.SentencePieceProcessor(model_file=a.tokenizer)
     image_id = cfg["image_token_index"]
     if sp.get_piece_size() > image_id:
@@ -388,7 +463,8 @@ def worker(rank, a):
         batch = [train[i] for i in next_indices(a.vision_batch)]
         pix = torch.stack([pixels_from_image(Image.open(s["image"])) for s in batch])
         labels = torch.stack([cell_labels(s["scene"]) for s in batch])
-        loss, right = heads.loss(vision.features(pix), labels)
+        feats, cls = vision.features(pix, with_cls=True)
+        loss, right = heads.loss(feats, labels, cls)
         opt.zero_grad()
         loss.backward()
         (progress,) = reducer.average(params, [progress_of(step + 1, a.vision_steps, t0, a.vision_minutes)])
@@ -396,7 +472,8 @@ def worker(rank, a):
         opt.step()
         if (step + 1) % 10 == 0:
             log(f"vision step {step + 1} loss {float(loss):.4f} occupied-cell patch acc colour/shape/tens/units "
-                + "/".join(f"{float(r) * 100:.1f}" for r in right) + f" {(time.time() - t0) / 60:.1f} min")
+                + "/".join(f"{float(r) * 100:.1f}" for r in right[:4]) + f", [CLS] object set {float(right[4]) * 100:.1f}"
+                + f" {(time.time() - t0) / 60:.1f} min")
     save(1, 0)
     if a.steps == 0:
         return
@@ -426,15 +503,15 @@ def worker(rank, a):
             g["lr"] = lr
         idx = next_indices(a.batch)
         batch = [train[i] for i in idx]
-        ids, lab, _, looks = make_batch(batch, sp, image_id, rng, a.turns, a.turns > 0, pixels=False)
+        ids, lab, _, looks = make_batch(batch, sp, image_id, rng, a.turns, a.turns > 0, pixels=False, plan=plan)
         feats = feats_all[idx]
-        supervised = model.language_model.model.layers[a.look_layer].self_attn if a.look_weight > 0 else None
-        if supervised:
-            supervised.keep_probs = True
+        supervised = [model.language_model.model.layers[l].self_attn for l in plan.layers()]
+        for attn in supervised:
+            attn.keep_probs = True
         loss, ok = loss_and_acc(model, ids, lab, None, feats)
-        look = look_loss(model, looks, a.look_layer, lab.shape[1]) if supervised else torch.zeros(())
-        if supervised:
-            supervised.keep_probs, supervised.probs = False, None
+        look = look_loss(model, looks, lab.shape[1]) if looks else torch.zeros(())
+        for attn in supervised:
+            attn.keep_probs, attn.probs = False, None
         align = align_loss(model, feats, [s["scene"] for s in batch], targets) if a.align_weight > 0 else torch.zeros(())
         total = loss + a.align_weight * align + a.look_weight * look
         opt.zero_grad()
