@@ -49,7 +49,7 @@ std::unique_ptr<LlavaModel> LlavaModel::Load(const std::string& model, const std
 
 void LlavaModel::PrepareWeights(const LoadOptions& options) {
   compute_ = options.compute;
-  kv_cache_ = options.kv_cache.value_or(options.compute == ComputeType::F32 ? KvType::F32 : KvType::F16);
+  kv_cache_ = ResolveKvCache(options.kv_cache, options.compute);
   vision_ = LoadVisionWeights(*checkpoint_, config_, options.compute);
   projector_ = LoadProjectorWeights(*checkpoint_, options.compute);
   if (options.load_text) {

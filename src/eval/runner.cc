@@ -292,7 +292,7 @@ EvalOutcome RunEval(const EvalOptions& o) {
   facts.model_id = model_id;
   facts.method = o.method;
   facts.compute = ComputeTypeName(o.compute);
-  facts.kv_cache = KvTypeName(o.kv_cache.value_or(o.compute == ComputeType::F32 ? KvType::F32 : KvType::F16));
+  facts.kv_cache = KvTypeName(ResolveKvCache(o.kv_cache, o.compute));
   facts.keep = o.budget.keep;
   facts.tflops_budget = o.budget.tflops;
   facts.threads = o.threads;

@@ -77,6 +77,11 @@ struct LoadOptions {
   bool load_text = true;  // `encode` needs only the vision side
 };
 
+// LoadOptions::kv_cache resolved: the choice if made, else f32 for f32 compute, f16 otherwise.
+inline KvType ResolveKvCache(const std::optional<KvType>& choice, ComputeType compute) {
+  return choice.value_or(compute == ComputeType::F32 ? KvType::F32 : KvType::F16);
+}
+
 // Checks every tensor of LlavaWeightTable(cfg): present, floating dtype, exact shape.
 // Throws Error naming the checkpoint and the first bad tensor.
 void ValidateCheckpoint(const Checkpoint& ckpt, const LlavaConfig& cfg);
