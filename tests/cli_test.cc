@@ -72,7 +72,7 @@ TEST(Cli, RunKvCacheTypeIsReportedAndHalvesTheCache) {
   const std::string base = "run --model " + Q(Tiny()) + " --image " + Q(Photo()) + " --tokenizer " + Q(LlamaTok()) +
                            " --prompt 'What is in the picture?' --max-tokens 4 --json ";
   std::map<std::string, nlohmann::json> out;
-  for (const std::string& opts : {"--compute f32", "--compute f32 --kv-cache f16", "--compute bf16"}) {
+  for (const std::string opts : {"--compute f32", "--compute f32 --kv-cache f16", "--compute bf16"}) {
     auto r = Cli(base + opts);
     ASSERT_EQ(r.exit_code, 0) << opts << "\n" << r.output;
     out[opts] = nlohmann::json::parse(r.output);

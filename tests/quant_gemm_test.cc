@@ -248,11 +248,7 @@ struct RandomF16Linear {
 TEST(QuantGemm, LinearWeightBothConstructorsAndBias) {
   const int64_t n = 23, k = 64, m = 7;
   const RandomF16Linear layer(n, k, m, 5);
-  const std::vector<float>& wf = layer.wf;
-  const std::vector<float>& bias = layer.bias;
-  const TensorView& wv = layer.wv;
-  const TensorView& bv = layer.bv;
-  const Matrix& x = layer.x;
+  const auto& [wf16, wf, bias, wv, bv, x] = layer;  // wf16 is what wv views
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
     std::vector<uint8_t> blocks(QuantRowBytes(t, k) * n);
     Quantize(t, wf.data(), blocks.data(), n * k);
@@ -660,11 +656,7 @@ TEST(QuantGemmKQuants, Q6ExtremeCodesExact) {
 TEST(QuantGemmKQuants, LinearWeightBothConstructors) {
   const int64_t n = 21, k = 512, m = 5;
   const RandomF16Linear layer(n, k, m, 15);
-  const std::vector<float>& wf = layer.wf;
-  const std::vector<float>& bias = layer.bias;
-  const TensorView& wv = layer.wv;
-  const TensorView& bv = layer.bv;
-  const Matrix& x = layer.x;
+  const auto& [wf16, wf, bias, wv, bv, x] = layer;  // wf16 is what wv views
   for (GgmlType t : kNewTypes) {
     std::vector<uint8_t> blocks(QuantRowBytes(t, k) * n);
     Quantize(t, wf.data(), blocks.data(), n * k);

@@ -538,12 +538,6 @@ float GetFloat(const uint8_t* blk, Layout l, int row, int64_t c) {
   return v;
 }
 
-float HalfAt(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return F16ToF32(h);
-}
-
 // One weight row (n_out index j = column c of `group`) of ggml blocks into the group's
 // packed blocks (nb of them, bgb bytes apart).
 void PackColumn(GgmlType type, const uint8_t* row, uint8_t* group, int64_t c, int64_t nb, int64_t bgb) {
@@ -555,22 +549,22 @@ void PackColumn(GgmlType type, const uint8_t* row, uint8_t* group, int64_t c, in
         uint8_t q[kBlock];
         for (int e = 0; e < kBlock; ++e) q[e] = src[2 + e] ^ 0x80;  // signed value + 128
         PutByteCodes(q, group + b * bgb, c);
-        PutFloat(group + b * bgb, l, 0, c, HalfAt(src));
+        PutFloat(group + b * bgb, l, 0, c, F16ToF32At(src));
       }
       return;
     case GgmlType::Q4_0:
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* src = row + b * 18;
         PutGgmlNibbles(src + 2, group + b * bgb, c);
-        PutFloat(group + b * bgb, l, 0, c, HalfAt(src));
+        PutFloat(group + b * bgb, l, 0, c, F16ToF32At(src));
       }
       return;
     case GgmlType::Q4_1:  // d, m, qs: weight = d * q + m
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* src = row + b * 20;
         PutGgmlNibbles(src + 4, group + b * bgb, c);
-        PutFloat(group + b * bgb, l, 0, c, HalfAt(src));
-        PutFloat(group + b * bgb, l, 1, c, HalfAt(src + 2));
+        PutFloat(group + b * bgb, l, 0, c, F16ToF32At(src));
+        PutFloat(group + b * bgb, l, 1, c, F16ToF32At(src + 2));
       }
       return;
     case GgmlType::Q4_K:  // 8 blocks of 32 per super-block: scale * q - min

@@ -22,12 +22,6 @@ constexpr int64_t kQ8Bytes = 34;     // fp16 d + 32 int8
 constexpr int64_t kQ4Bytes = 18;     // fp16 d + 16 bytes of nibbles
 constexpr int64_t kMaxRows = 4;      // activation rows handled per pass over W
 
-float HalfAt(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return F16ToF32(h);
-}
-
 // Integer dot product of one weight block with 32 quantized activations.
 int32_t BlockDotQ8(const uint8_t* blk, const int8_t* xq) {
   const auto* qs = reinterpret_cast<const int8_t*>(blk + 2);
@@ -48,7 +42,7 @@ int32_t BlockDotQ4(const uint8_t* blk, const int8_t* xq) {
 
 float BlockDot(bool q4, const uint8_t* blk, const int8_t* xq, float dx) {
   const int32_t s = q4 ? BlockDotQ4(blk, xq) : BlockDotQ8(blk, xq);
-  return HalfAt(blk) * dx * static_cast<float>(s);
+  return F16ToF32At(blk) * dx * static_cast<float>(s);
 }
 
 // The quantized activation rows of one call.

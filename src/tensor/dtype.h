@@ -37,6 +37,13 @@ inline float F16ToF32(uint16_t h) {
   return static_cast<float>(v);
 }
 
+// The half float stored at p (no alignment needed; ggml blocks put their scales at odd offsets).
+inline float F16ToF32At(const void* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return F16ToF32(h);
+}
+
 inline uint16_t F32ToF16(float f) {
   _Float16 v = static_cast<_Float16>(f);
   uint16_t h;
