@@ -70,6 +70,12 @@ INSTANTIATE_TEST_SUITE_P(Types, KvCacheTypes, ::testing::Values(KvType::F32, KvT
 TEST(KvType, NamesAndChoices) {
   EXPECT_EQ(ParseKvType("f16"), KvType::F16);
   EXPECT_EQ(ParseKvType("f32"), KvType::F32);
+  try {
+    ParseKvType("auto");
+    FAIL() << "auto is a command-line choice, not a type";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'auto' (expected f16 or f32)"), std::string::npos) << e.what();
+  }
   EXPECT_FALSE(ParseKvCacheChoice("auto").has_value());
   EXPECT_EQ(ParseKvCacheChoice("f16"), KvType::F16);
   try {
