@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 
@@ -68,9 +69,10 @@ FRESH_MAKERS = [
 
 
 def fresh_turns(scene, rng, k):
-    """k new (question, answer, cells) turns about the scene, drawn with FRESH_MAKERS' weights
-    (makers that do not apply to the scene are skipped), so every epoch asks new questions.
-    cells: the grid cells the answer depends on."""
+    """k new (question, answer, cells, type) turns about the scene, drawn with FRESH_MAKERS'
+    weights (makers that do not apply to the scene are skipped), so every epoch asks new
+    questions. cells: the grid cells the answer depends on (for position, the two objects in
+    the order the question names them)."""
     makers = [m for m, _ in FRESH_MAKERS]
     weights = [w for _, w in FRESH_MAKERS]
     turns = []
@@ -79,7 +81,7 @@ def fresh_turns(scene, rng, k):
             break
         q = rng.choices(makers, weights)[0](scene, rng)
         if q is not None:
-            turns.append((Q.prompt_text(q), q["answer"], q["cells"]))
+            turns.append((Q.prompt_text(q), q["answer"], q["cells"], q["type"]))
     return turns
 
 
@@ -183,10 +185,17 @@ class LookPlan:
         object: existence "no", a count of 0), so that "nothing found" has a place to look.
     option_layer: head 0, at a multiple-choice answer's prediction position, on the
         correct option's text (the tokens after "X.").
-    letter_layer: head 1, at every option's text tokens, on that option's letter."""
+    letter_layer: head 1, at every option's text tokens, on that option's letter.
+    pair_look: for a relative-position question the object look is split, head 0 on the
+        first object the question names and head 1 on the second, so the answer position
+        holds both objects' rows and columns apart, ready to compare; and in the layer below,
+        the last two heads look at the first and the second name's tokens (what the two
+        object heads need in their queries).
+    heads: attention heads per decoder layer."""
 
-    def __init__(self, object_layer=-1, option_layer=-1, letter_layer=-1):
+    def __init__(self, object_layer=-1, option_layer=-1, letter_layer=-1, pair_look=False, heads=4):
         self.object_layer, self.option_layer, self.letter_layer = object_layer, option_layer, letter_layer
+        self.pair_look, self.heads = pair_look, heads
 
     def layers(self):
         return sorted({l for l in (self.object_layer, self.option_layer, self.letter_layer) if l >= 0})
@@ -202,6 +211,25 @@ def option_lines(ids, lo, hi, nl, dot, letter_ids):
                 j += 1
             out.append((letter_ids.index(ids[i + 1]), i + 1, list(range(i + 3, j))))
     return out
+
+
+POSITION_NAMES = re.compile(r"^Is the (.+?) (?:to the left or to the right of|above or below) the (.+?)\?")
+
+
+def name_spans(ids, lo, hi, sp, question):
+    """Token positions of the two object names of a position question in ids[lo:hi], in the
+    order the question names them ([] for a name not found as whole pieces)."""
+    m = POSITION_NAMES.match(question)
+    if not m:
+        return []
+    spans, start = [], lo
+    for name in m.groups():
+        piece = sp.encode(name)
+        found = next((i for i in range(start, hi - len(piece) + 1) if ids[i:i + len(piece)] == piece), None)
+        spans.append([] if found is None else list(range(found, found + len(piece))))
+        if found is not None:
+            start = found + len(piece)
+    return [s for s in spans if s] if len(spans) == 2 and all(spans) else []
 
 
 def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True, plan=None):
@@ -233,9 +261,18 @@ def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=N
         prompt_from = 0
         for t, turn_cells, turn in zip(starts, cells, turns):
             if plan.object_layer >= 0 and len(turn) > 2:  # fresh turns know their cells
-                want = {r * GRID + c for r, c in turn_cells}
-                targets = [p + k for k in range(144) if int(PATCH_CELL[k]) in want] if want else [0]
-                looks.append((plan.object_layer, 0, row, t - 1, targets))
+                groups = [turn_cells]
+                if plan.pair_look and turn[3] == "position":
+                    groups = [[turn_cells[0]], [turn_cells[1]]]
+                for head, group in enumerate(groups):
+                    want = {r * GRID + c for r, c in group}
+                    targets = [p + k for k in range(144) if int(PATCH_CELL[k]) in want] if want else [0]
+                    looks.append((plan.object_layer, head, row, t - 1, targets))
+                if len(groups) == 2 and plan.object_layer >= 1:
+                    # The layer below fetches the two names, in order, for those heads to use.
+                    spans = name_spans(expanded, prompt_from, t, sp, turn[0])
+                    for head, span in zip((plan.heads - 2, plan.heads - 1), spans):
+                        looks.append((plan.object_layer - 1, head, row, t - 1, span))
             if turn[0].endswith(Q.MC_SUFFIX) and (plan.option_layer >= 0 or plan.letter_layer >= 0):
                 answer = Q.LETTERS.index(turn[1])
                 for letter, letter_pos, text in option_lines(expanded, prompt_from, t, nl, dot, letter_ids):
@@ -342,6 +379,10 @@ def parse_args():
                     help="decoder layer whose head 0 looks at the correct option of a multiple-choice question; -1 = off")
     ap.add_argument("--letter-layer", type=int, default=-1,
                     help="decoder layer whose head 1 looks, from each option's text, at its letter; -1 = off")
+    ap.add_argument("--pair-look", action="store_true",
+                    help="for relative-position questions, the object look (--look-layer) is split: head 0 "
+                         "on the first object named, head 1 on the second; the layer below's last two heads "
+                         "look at the two names")
     ap.add_argument("--align-weight", type=float, default=1.0, help="weight of the image-word alignment loss in stage 2")
     ap.add_argument("--init", help="start from this checkpoint's weights (e.g. with --vision-steps 0 to continue stage 2)")
     ap.add_argument("--seed", type=int, default=0)
@@ -405,7 +446,8 @@ def worker(rank, a):
     if a.config:
         with open(a.config) as f:
             cfg.update(json.load(f))
-    plan = LookPlan(a.look_layer, a.option_layer, a.letter_layer) if a.look_weight > 0 else LookPlan()
+    plan = (LookPlan(a.look_layer, a.option_layer, a.letter_layer, a.pair_look, cfg["text"]["num_attention_heads"])
+            if a.look_weight > 0 else LookPlan())
     for name, layer in (("--look-layer", a.look_layer), ("--option-layer", a.option_layer), ("--letter-layer", a.letter_layer)):
         if a.look_weight > 0 and not -1 <= layer < cfg["text"]["num_hidden_layers"]:
             sys.exit(f"{name} {layer} is not a layer of the {cfg['text']['num_hidden_layers']}-layer decoder")
