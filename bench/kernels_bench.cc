@@ -9,6 +9,7 @@
 #include "kernels/gemm.h"
 #include "kernels/quant_gemm.h"
 #include "kernels/quant_gemv.h"
+#include "language/kv_cache.h"
 #include "tensor/quant.h"
 
 namespace ficoco {
@@ -86,6 +87,37 @@ BENCHMARK(BM_Attention)
     ->Args({577, 577, 16, 0})  // CLIP ViT-L/14-336 layer
     ->Args({636, 636, 32, 1})  // LLaMA-7B layer, LLaVA prompt prefill
     ->Args({1, 640, 32, 1})    // LLaMA-7B layer, one decode step at prompt depth
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// args: cached positions, KV element bytes (2 = f16, 4 = f32). One decode step's attention
+// over every layer of a LLaMA-7B's cache (32 layers, 32 heads of 128): the whole cache
+// (0.33 GB in f16 at 636 positions) is far larger than the CPU's caches, as in a real
+// decode step, where one layer's slice alone would stay in L3 between iterations.
+// KV_GB/s counts the keys and values read.
+void BM_DecodeAttentionAllLayers(benchmark::State& state) {
+  const int64_t tk = state.range(0);
+  const KvType type = state.range(1) == 2 ? KvType::F16 : KvType::F32;
+  const int layers = 32, h = 32, d = 128;
+  const int64_t width = static_cast<int64_t>(h) * d;
+  Matrix q = RandomActivations(1, width), out;
+  KvCache cache(layers, width, type);
+  const Matrix rows = RandomActivations(tk, width);
+  for (int l = 0; l < layers; ++l) cache.Append(l, rows, rows);
+  GemmContext gemm(ComputeType::F32);
+  for (auto _ : state) {
+    for (int l = 0; l < layers; ++l) {
+      MultiHeadAttention(gemm, q, cache.keys(l), cache.values(l), {h, h, d}, {true, tk - 1}, out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  state.counters["KV_GB/s"] = benchmark::Counter(static_cast<double>(cache.Bytes()) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(KvTypeName(type));
+}
+BENCHMARK(BM_DecodeAttentionAllLayers)
+    ->Args({636, 2})  // LLaVA prompt depth, f16 cache (the default)
+    ->Args({636, 4})  // fp32 cache (--compute f32)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <random>
 
+#include <omp.h>
+
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
@@ -146,6 +148,33 @@ TEST_P(AttentionDecodeHeadDim, HalfFloatRowsEqualTheirWidenedCopies) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadSizes, AttentionDecodeHeadDim, ::testing::Values(16, 32, 40, 64, 128));
+
+// The decode path splits the visible keys over the threads and combines the parts: with
+// more threads than keys some parts are empty, and keys biased to -inf (never attended)
+// can make a whole part empty of weight. Both must leave the result that of the batched path.
+TEST(AttentionDecodeSplit, EmptyAndFullyMaskedPartsLeaveTheBatchedResult) {
+  const int h = 4, d = 32;
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(5);
+  for (const int64_t tk : {1, 2, 3, 7, 41}) {
+    Matrix q = RandomMatrix(2, h * d, 31), k = RandomMatrix(tk, h * d, 32), v = RandomMatrix(tk, h * d, 33);
+    std::vector<float> bias(static_cast<size_t>(tk), 0.0f);
+    for (int64_t j = 0; j + 1 < tk && j < tk / 2; ++j) bias[static_cast<size_t>(j)] = -INFINITY;
+    const std::vector<float>* biases[] = {nullptr, &bias};
+    for (const std::vector<float>* b : biases) {
+      GemmContext gemm(ComputeType::F32);
+      const AttentionMask mask{true, tk - 2, b};
+      Matrix fast, batched;
+      std::vector<float> probs;
+      MultiHeadAttention(gemm, q, k, v, {h, h, d}, mask, fast);
+      MultiHeadAttention(gemm, q, k, v, {h, h, d}, mask, batched, &probs);
+      for (int64_t i = 0; i < fast.rows() * fast.cols(); ++i) ASSERT_TRUE(std::isfinite(fast.data()[i])) << tk;
+      EXPECT_LE(test::MaxAbsDiff(fast.data(), batched.data(), fast.rows() * fast.cols()), 1e-5f)
+          << tk << " keys, bias " << (b != nullptr);
+    }
+  }
+  omp_set_num_threads(saved_threads);
+}
 
 TEST(AttentionSignals, HeadMeanLogitIsFullWidthDotOverHSqrtD) {
   const int h = 2, d = 2;

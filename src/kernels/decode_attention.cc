@@ -1,6 +1,7 @@
 #include "kernels/decode_attention.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "base/error.h"
 #include "kernels/simd.h"
@@ -58,23 +59,30 @@ void Axpy(float p, const T* v, float* o, int d) {
 }
 
 template <typename T>
-void Heads(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t v_stride, int h0, int h1, int group,
-           int d, int64_t visible, float scale, const std::vector<float>* key_bias, float* scores, int64_t stride,
-           float* out_row) {
+void Span(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t v_stride, int h0, int h1, int group,
+          int d, int64_t j0, int64_t j1, float scale, const std::vector<float>* key_bias, float* scores,
+          int64_t stride, float* out_row, float* head_max, float* head_sum) {
   // Scores, position-major: row j of the cache is read once, heads h0..h1 in order.
-  for (int64_t j = 0; j < visible; ++j) {
+  for (int64_t j = j0; j < j1; ++j) {
     const T* kr = k + j * k_stride;
     const float bias = key_bias != nullptr ? (*key_bias)[static_cast<size_t>(j)] : 0.0f;
     for (int hi = h0; hi < h1; ++hi)
       scores[hi * stride + j] = Dot(q_row + static_cast<int64_t>(hi) * d, kr + static_cast<int64_t>(hi / group) * d, d) *
                                     scale + bias;
   }
-  for (int hi = h0; hi < h1; ++hi) SoftmaxRow(scores + hi * stride, visible);
-  // Weighted values, position-major again; the heads' output rows (h1 - h0) * d floats stay
-  // in L1 while the value rows stream past.
   float* out = out_row + static_cast<int64_t>(h0) * d;
   std::fill_n(out, static_cast<int64_t>(h1 - h0) * d, 0.0f);
-  for (int64_t j = 0; j < visible; ++j) {
+  for (int hi = h0; hi < h1; ++hi) {
+    float* row = scores + hi * stride + j0;
+    const float mx = j1 > j0 ? *std::max_element(row, row + (j1 - j0)) : -std::numeric_limits<float>::infinity();
+    head_max[hi] = mx;
+    // A span with nothing visible (empty, or every key biased to -inf) adds nothing.
+    head_sum[hi] = mx == -std::numeric_limits<float>::infinity() ? 0.0f : ExpShiftRow(row, j1 - j0, mx);
+    if (head_sum[hi] == 0.0f) std::fill_n(row, j1 - j0, 0.0f);
+  }
+  // Weighted values, position-major again; the heads' output rows (h1 - h0) * d floats stay
+  // in L1 while the value rows stream past.
+  for (int64_t j = j0; j < j1; ++j) {
     const T* vr = v + j * v_stride;
     for (int hi = h0; hi < h1; ++hi)
       Axpy(scores[hi * stride + j], vr + static_cast<int64_t>(hi / group) * d, out_row + static_cast<int64_t>(hi) * d, d);
@@ -83,18 +91,18 @@ void Heads(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t
 
 }  // namespace
 
-void DecodeAttentionHeads(const float* q_row, const KvRows& k, const KvRows& v, int h0, int h1, int group, int d,
-                          int64_t visible, float scale, const std::vector<float>* key_bias, float* scores,
-                          int64_t stride, float* out_row) {
+void DecodeAttentionSpan(const float* q_row, const KvRows& k, const KvRows& v, int h0, int h1, int group, int d,
+                         int64_t j0, int64_t j1, float scale, const std::vector<float>* key_bias, float* scores,
+                         int64_t stride, float* out_row, float* head_max, float* head_sum) {
   if (h0 >= h1) return;
   if (k.type == KvType::F32 && v.type == KvType::F32)
-    Heads(q_row, k.f32_row(0), v.f32_row(0), k.cols, v.cols, h0, h1, group, d, visible, scale, key_bias, scores, stride,
-          out_row);
+    Span(q_row, k.f32_row(0), v.f32_row(0), k.cols, v.cols, h0, h1, group, d, j0, j1, scale, key_bias, scores, stride,
+         out_row, head_max, head_sum);
   else if (k.type == KvType::F16 && v.type == KvType::F16)
-    Heads(q_row, k.f16_row(0), v.f16_row(0), k.cols, v.cols, h0, h1, group, d, visible, scale, key_bias, scores, stride,
-          out_row);
+    Span(q_row, k.f16_row(0), v.f16_row(0), k.cols, v.cols, h0, h1, group, d, j0, j1, scale, key_bias, scores, stride,
+         out_row, head_max, head_sum);
   else
-    Fail("DecodeAttentionHeads: keys and values must have the same type");
+    Fail("DecodeAttentionSpan: keys and values must have the same type");
 }
 
 }  // namespace ficoco

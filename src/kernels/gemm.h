@@ -102,6 +102,7 @@ class GemmContext {
   // costs a page fault per 4 KiB (about a quarter of a 636-token LLaMA layer's attention).
   struct AttentionScratch {
     std::vector<float> q, k, v, scores, out;
+    std::vector<float> part_out, part_max, part_sum;  // decode: one part per thread and query
   };
   AttentionScratch& attention_scratch() { return attention_scratch_; }
 

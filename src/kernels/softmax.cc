@@ -29,24 +29,28 @@ __m512 Exp16(__m512 x) {
 
 }  // namespace
 
-void SoftmaxRow(float* row, int64_t n) {
-  if (n <= 0) return;
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, row[i]);
+float ExpShiftRow(float* row, int64_t n, float shift) {
   float sum = 0;
   int64_t i = 0;
 #if defined(__AVX512F__)
-  const __m512 vmx = _mm512_set1_ps(mx);
+  const __m512 vshift = _mm512_set1_ps(shift);
   __m512 vsum = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
-    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(row + i), vmx));
+    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(row + i), vshift));
     _mm512_storeu_ps(row + i, e);
     vsum = _mm512_add_ps(vsum, e);
   }
   sum = _mm512_reduce_add_ps(vsum);
 #endif
-  for (; i < n; ++i) sum += (row[i] = std::exp(row[i] - mx));
-  const float inv = 1.0f / sum;
+  for (; i < n; ++i) sum += (row[i] = std::exp(row[i] - shift));
+  return sum;
+}
+
+void SoftmaxRow(float* row, int64_t n) {
+  if (n <= 0) return;
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, row[i]);
+  const float inv = 1.0f / ExpShiftRow(row, n, mx);
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
