@@ -198,7 +198,8 @@ class LookPlan:
         self.pair_look, self.heads = pair_look, heads
 
     def layers(self):
-        return sorted({l for l in (self.object_layer, self.option_layer, self.letter_layer) if l >= 0})
+        names = self.object_layer - 1 if self.pair_look and self.object_layer >= 1 else -1
+        return sorted({l for l in (self.object_layer, self.option_layer, self.letter_layer, names) if l >= 0})
 
 
 def option_lines(ids, lo, hi, nl, dot, letter_ids):
@@ -218,7 +219,7 @@ POSITION_NAMES = re.compile(r"^Is the (.+?) (?:to the left or to the right of|ab
 
 def name_spans(ids, lo, hi, sp, question):
     """Token positions of the two object names of a position question in ids[lo:hi], in the
-    order the question names them ([] for a name not found as whole pieces)."""
+    order the question names them; [] unless both are found as whole pieces."""
     m = POSITION_NAMES.match(question)
     if not m:
         return []
@@ -229,7 +230,7 @@ def name_spans(ids, lo, hi, sp, question):
         spans.append([] if found is None else list(range(found, found + len(piece))))
         if found is not None:
             start = found + len(piece)
-    return [s for s in spans if s] if len(spans) == 2 and all(spans) else []
+    return spans if all(spans) else []
 
 
 def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True, plan=None):
