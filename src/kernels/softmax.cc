@@ -40,7 +40,11 @@ float ExpShiftRow(float* row, int64_t n, float shift) {
     _mm512_storeu_ps(row + i, e);
     vsum = _mm512_add_ps(vsum, e);
   }
-  sum = _mm512_reduce_add_ps(vsum);
+  // Lanes summed through memory: GCC 12 warns (-Wuninitialized, inside its own header) when
+  // _mm512_reduce_add_ps is inlined here; once per row, the cost is nil.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, vsum);
+  for (float lane : lanes) sum += lane;
 #endif
   for (; i < n; ++i) sum += (row[i] = std::exp(row[i] - shift));
   return sum;
