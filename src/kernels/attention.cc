@@ -44,7 +44,7 @@ void InPlaceAttention(const Matrix& q, const KvRows& k, const KvRows& v, int h, 
       const int64_t visible = mask.causal ? std::min<int64_t>(tk, mask.query_offset + i + 1) : tk;
       const int64_t slot = static_cast<int64_t>(t) * tq + i;
       // scores[(hi * tq + i) * tk + j]: head-major, as the batched path has them
-      DecodeAttentionSpan(q.row(i), k, v, 0, h, group, d, visible * t / nt, visible * (t + 1) / nt, scale,
+      DecodeAttentionSpan(q.row(i), k, v, h, group, d, visible * t / nt, visible * (t + 1) / nt, scale,
                           mask.key_bias, scores + i * tk, tq * tk, part_out + slot * hd, part_max + slot * h,
                           part_sum + slot * h);
     }

@@ -59,20 +59,19 @@ void Axpy(float p, const T* v, float* o, int d) {
 }
 
 template <typename T>
-void Span(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t v_stride, int h0, int h1, int group,
-          int d, int64_t j0, int64_t j1, float scale, const std::vector<float>* key_bias, float* scores,
-          int64_t stride, float* out_row, float* head_max, float* head_sum) {
-  // Scores, position-major: row j of the cache is read once, heads h0..h1 in order.
+void Span(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t v_stride, int h, int group, int d,
+          int64_t j0, int64_t j1, float scale, const std::vector<float>* key_bias, float* scores, int64_t stride,
+          float* out_row, float* head_max, float* head_sum) {
+  // Scores, position-major: row j of the cache is read once, all heads in order.
   for (int64_t j = j0; j < j1; ++j) {
     const T* kr = k + j * k_stride;
     const float bias = key_bias != nullptr ? (*key_bias)[static_cast<size_t>(j)] : 0.0f;
-    for (int hi = h0; hi < h1; ++hi)
+    for (int hi = 0; hi < h; ++hi)
       scores[hi * stride + j] = Dot(q_row + static_cast<int64_t>(hi) * d, kr + static_cast<int64_t>(hi / group) * d, d) *
                                     scale + bias;
   }
-  float* out = out_row + static_cast<int64_t>(h0) * d;
-  std::fill_n(out, static_cast<int64_t>(h1 - h0) * d, 0.0f);
-  for (int hi = h0; hi < h1; ++hi) {
+  std::fill_n(out_row, static_cast<int64_t>(h) * d, 0.0f);
+  for (int hi = 0; hi < h; ++hi) {
     float* row = scores + hi * stride + j0;
     const float mx = j1 > j0 ? *std::max_element(row, row + (j1 - j0)) : -std::numeric_limits<float>::infinity();
     head_max[hi] = mx;
@@ -80,26 +79,25 @@ void Span(const float* q_row, const T* k, const T* v, int64_t k_stride, int64_t 
     head_sum[hi] = mx == -std::numeric_limits<float>::infinity() ? 0.0f : ExpShiftRow(row, j1 - j0, mx);
     if (head_sum[hi] == 0.0f) std::fill_n(row, j1 - j0, 0.0f);
   }
-  // Weighted values, position-major again; the heads' output rows (h1 - h0) * d floats stay
-  // in L1 while the value rows stream past.
+  // Weighted values, position-major again; the output row's h * d floats stay in L1 (16 KiB
+  // for a 7B) while the value rows stream past.
   for (int64_t j = j0; j < j1; ++j) {
     const T* vr = v + j * v_stride;
-    for (int hi = h0; hi < h1; ++hi)
+    for (int hi = 0; hi < h; ++hi)
       Axpy(scores[hi * stride + j], vr + static_cast<int64_t>(hi / group) * d, out_row + static_cast<int64_t>(hi) * d, d);
   }
 }
 
 }  // namespace
 
-void DecodeAttentionSpan(const float* q_row, const KvRows& k, const KvRows& v, int h0, int h1, int group, int d,
-                         int64_t j0, int64_t j1, float scale, const std::vector<float>* key_bias, float* scores,
-                         int64_t stride, float* out_row, float* head_max, float* head_sum) {
-  if (h0 >= h1) return;
+void DecodeAttentionSpan(const float* q_row, const KvRows& k, const KvRows& v, int h, int group, int d, int64_t j0,
+                         int64_t j1, float scale, const std::vector<float>* key_bias, float* scores, int64_t stride,
+                         float* out_row, float* head_max, float* head_sum) {
   if (k.type == KvType::F32 && v.type == KvType::F32)
-    Span(q_row, k.f32_row(0), v.f32_row(0), k.cols, v.cols, h0, h1, group, d, j0, j1, scale, key_bias, scores, stride,
+    Span(q_row, k.f32_row(0), v.f32_row(0), k.cols, v.cols, h, group, d, j0, j1, scale, key_bias, scores, stride,
          out_row, head_max, head_sum);
   else if (k.type == KvType::F16 && v.type == KvType::F16)
-    Span(q_row, k.f16_row(0), v.f16_row(0), k.cols, v.cols, h0, h1, group, d, j0, j1, scale, key_bias, scores, stride,
+    Span(q_row, k.f16_row(0), v.f16_row(0), k.cols, v.cols, h, group, d, j0, j1, scale, key_bias, scores, stride,
          out_row, head_max, head_sum);
   else
     Fail("DecodeAttentionSpan: keys and values must have the same type");

@@ -13,15 +13,15 @@
 
 namespace ficoco {
 
-// One part of a decode step's attention, for query row `q_row` (all heads, [H*d]), heads
-// [h0, h1) and cache positions [j0, j1): with s_j = scale * q_hi·k_j + bias_j and m its
+// One part of a decode step's attention, for query row `q_row` (h heads, [h*d]) and cache
+// positions [j0, j1), every head hi: with s_j = scale * q_hi·k_j + bias_j and m its
 // maximum over the span, head_max[hi] = m, scores[hi * stride + j] = exp(s_j - m) (j in the
 // span), head_sum[hi] = Σ_j exp(s_j - m) and out_row[hi*d ..] = Σ_j exp(s_j - m) v_j, not
 // yet divided: parts over disjoint spans combine into the softmax (see attention.cc). An
 // empty span gives m = -inf and zeros. Key/value head of query head hi: hi / group.
 // key_bias may be null. k and v are fp32 or half rows (widened in registers).
-void DecodeAttentionSpan(const float* q_row, const KvRows& k, const KvRows& v, int h0, int h1, int group, int d,
-                         int64_t j0, int64_t j1, float scale, const std::vector<float>* key_bias, float* scores,
-                         int64_t stride, float* out_row, float* head_max, float* head_sum);
+void DecodeAttentionSpan(const float* q_row, const KvRows& k, const KvRows& v, int h, int group, int d, int64_t j0,
+                         int64_t j1, float scale, const std::vector<float>* key_bias, float* scores, int64_t stride,
+                         float* out_row, float* head_max, float* head_sum);
 
 }  // namespace ficoco
