@@ -200,7 +200,8 @@ TEST(MiniLlava, TrainingSmokeRunExportsAModelTheEngineReproduces) {
     "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 1024}})");
   r = Python(ToolDir() + "/train.py --data " + d + "/data --tokenizer " + d + "/tok.model --out " + d +
              "/ckpt --config " + d + "/cfg.json --vision-steps 3 --vision-batch 4 --steps 3 --batch 2 --threads 1"
-             " --look-weight 0.5 --look-layer 1 --option-layer 1 --letter-layer 0 --pair-look");
+             " --look-weight 0.5 --look-layer 1 --option-layer 1 --letter-layer 0 --pair-look --subject-look"
+             " --count-sink --where-weight 0.5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("stage 2 done: 3 steps"), std::string::npos) << r.output;
   r = Python(ToolDir() + "/export.py --ckpt " + d + "/ckpt/last.pt --data " + d + "/data --out " + d + "/model");

@@ -38,7 +38,7 @@ class Attn(nn.Module):
         self.v_proj = nn.Linear(d, d, bias=bias)
         setattr(self, out_name, nn.Linear(d, d, bias=bias))
         self.out_name = out_name
-        self.keep_probs = False  # training only: keep the attention probabilities (self.probs) for a loss on them
+        self.keep_probs = False  # training only: keep the attention probabilities (self.probs) and head outputs for losses on them
 
     def forward(self, x, mask=None, rope=None):
         b, n, d = x.shape
@@ -57,9 +57,11 @@ class Attn(nn.Module):
         else:
             s = torch.bmm(q, kt) * scale
         probs = s.softmax(-1)
+        o = torch.bmm(probs, v).view(b, h, n, d // h)
         if self.keep_probs:
             self.probs = probs.view(b, h, n, n)
-        o = torch.bmm(probs, v).view(b, h, n, d // h).transpose(1, 2).reshape(b, n, d)
+            self.heads_out = o  # [B, H, n, D/H]: what each head passes on, before o_proj
+        o = o.transpose(1, 2).reshape(b, n, d)
         return getattr(self, self.out_name)(o)
 
 

@@ -154,11 +154,11 @@ def word_targets(sp):
     return ([last(c) for c in COLOURS], [last(s) for s in SHAPES], [last(str(d)) for d in range(10)])
 
 
-def align_loss(model, features, scenes, targets):
+def align_loss(model, proj, scenes, targets):
     """Alignment of image tokens with words (LLaVA's stage 1 aligns the projector with the
-    LLM; here the LLM is new too): each patch's projected feature, scored against the input
-    embedding table, should name its cell's colour and shape (or its number's digits)."""
-    proj = model.multi_modal_projector(features)  # [B, 144, D]
+    LLM; here the LLM is new too): each patch's projected feature proj [B, 144, D], scored
+    against the input embedding table, should name its cell's colour and shape (or its
+    number's digits)."""
     logits = proj @ model.language_model.model.embed_tokens.weight.t()
     colour_ids, shape_ids, digit_ids = targets
     tgts = []
@@ -178,6 +178,18 @@ def align_loss(model, features, scenes, targets):
     return sum(F.cross_entropy(flat, tgt[..., k].reshape(-1), ignore_index=-100) for k in range(2)) / 2
 
 
+def where_loss(where, proj):
+    """Each projected patch should still tell its grid row and column through the linear
+    probe `where` (trained with it). Without this the projector, trained only to name
+    colours and shapes, lost position: a linear probe read the cell column from 100 % of
+    the vision features but 68 % of the projected ones, and relative-position answers were
+    at chance."""
+    logits = where(proj)  # [B, 144, 2 * GRID]
+    b = proj.shape[0]
+    return sum(F.cross_entropy(logits[..., k * GRID:(k + 1) * GRID].reshape(-1, GRID), tgt.expand(b, -1).reshape(-1))
+               for k, tgt in enumerate((PATCH_ROW, PATCH_COL))) / 2
+
+
 class LookPlan:
     """Which attention heads the look loss supervises (see look_loss); layer -1 = off.
     object_layer: head 0, at each answer's prediction position, on the asked-about cells'
@@ -191,15 +203,28 @@ class LookPlan:
         holds both objects' rows and columns apart, ready to compare; and in the layer below,
         the last two heads look at the first and the second name's tokens (what the two
         object heads need in their queries).
+    subject_look: in the layer below the object look, the last head looks from the answer
+        position at the words naming what to find ("square" in "What color is the
+        square?"), for every question that names one: the object head's query then holds
+        its subject even when options and context stand between question and answer.
+    count_sink: for a counting question (plain or multiple choice) the object look puts
+        equal shares on <s> and on each counted cell, 1/(N+1) each, so the head's output
+        holds <s>'s value with weight 1/(N+1): the count, readable by the layers above.
     heads: attention heads per decoder layer."""
 
-    def __init__(self, object_layer=-1, option_layer=-1, letter_layer=-1, pair_look=False, heads=4):
+    def __init__(self, object_layer=-1, option_layer=-1, letter_layer=-1, pair_look=False, heads=4,
+                 subject_look=False, count_sink=False):
         self.object_layer, self.option_layer, self.letter_layer = object_layer, option_layer, letter_layer
         self.pair_look, self.heads = pair_look, heads
+        self.subject_look, self.count_sink = subject_look, count_sink
+
+    def names_layer(self):
+        """The layer whose last heads look at the question's subject words (-1: none)."""
+        return self.object_layer - 1 if (self.pair_look or self.subject_look) and self.object_layer >= 1 else -1
 
     def layers(self):
-        names = self.object_layer - 1 if self.pair_look and self.object_layer >= 1 else -1
-        return sorted({l for l in (self.object_layer, self.option_layer, self.letter_layer, names) if l >= 0})
+        return sorted({l for l in (self.object_layer, self.option_layer, self.letter_layer, self.names_layer())
+                       if l >= 0})
 
 
 def option_lines(ids, lo, hi, nl, dot, letter_ids):
@@ -214,13 +239,20 @@ def option_lines(ids, lo, hi, nl, dot, letter_ids):
     return out
 
 
-POSITION_NAMES = re.compile(r"^Is the (.+?) (?:to the left or to the right of|above or below) the (.+?)\?")
+# The words each question type names its subject with (position questions name two objects).
+SUBJECT_PATTERNS = [
+    re.compile(r"^Is the (.+?) (?:to the left or to the right of|above or below) the (.+?)\?"),
+    re.compile(r"^(?:What|Which) color is the (.+?)\?"),
+    re.compile(r"^(?:What|Which) shape is the (.+?) object\?"),
+    re.compile(r"^How many (.+?) are there\?"),
+    re.compile(r"^Is there an? (.+?) in the image\?"),
+]
 
 
 def name_spans(ids, lo, hi, sp, question):
-    """Token positions of the two object names of a position question in ids[lo:hi], in the
-    order the question names them; [] unless both are found as whole pieces."""
-    m = POSITION_NAMES.match(question)
+    """Token positions of the subject words of a question in ids[lo:hi], one span per name in
+    the order the question names them; [] unless every name is found as whole pieces."""
+    m = next((p.match(question) for p in SUBJECT_PATTERNS if p.match(question)), None)
     if not m:
         return []
     spans, start = [], lo
@@ -233,13 +265,36 @@ def name_spans(ids, lo, hi, sp, question):
     return spans if all(spans) else []
 
 
+def is_count(turn):
+    """A counting question, plain or as multiple choice."""
+    return turn[0].startswith("How many")
+
+
+def object_look(cells, image_pos, plan, turn):
+    """The object head's target as [(share, positions)]: the cells' patches, or <s> (position 0)
+    when the answer depends on no cell; with plan.count_sink a count question's <s> and each
+    counted cell get equal shares."""
+    def patches(group):
+        want = {r * GRID + c for r, c in group}
+        return [image_pos + k for k in range(144) if int(PATCH_CELL[k]) in want]
+    if not cells:
+        return [(1.0, [0])]
+    if plan.count_sink and is_count(turn):
+        share = 1.0 / (len(cells) + 1)
+        return [(share, [0])] + [(share, patches([c])) for c in cells]
+    return [(1.0, patches(cells))]
+
+
 def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=None, pixels=True, plan=None):
     """Token ids, labels and (if pixels) pixel tensors for conversations about `samples`,
-    plus the attention targets of `plan` (a LookPlan): (layer, head, row, query, targets).
+    plus the attention targets of `plan` (a LookPlan): (layer, head, row, query, groups),
+    groups = [(share, positions)]: the attention mass that should fall on each set of positions;
+    and, with plan.pair_look, each relative-position answer's (row, query, first cell, second
+    cell) for compare_loss.
     fresh: turns_per_image new questions drawn from each scene; otherwise the stored
     conversation's turns, shuffled. single_turn=i: sample r asks only its stored turn
     (i + r) mod (its turn count) (evaluation: consecutive images cover every type)."""
-    seqs, labs, pix, looks = [], [], [], []
+    seqs, labs, pix, looks, compares = [], [], [], [], []
     plan = plan or LookPlan()
     nl, dot = sp.piece_to_id("<0x0A>"), sp.piece_to_id(".")
     letter_ids = [sp.piece_to_id(c) for c in Q.LETTERS]
@@ -261,26 +316,31 @@ def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=N
         starts = [t for t in range(1, len(labels)) if labels[t] != -100 and labels[t - 1] == -100]
         prompt_from = 0
         for t, turn_cells, turn in zip(starts, cells, turns):
+            # The question starts after the previous answer (whose words must not count as its subject).
+            ask_from = next(i for i in range(prompt_from, t) if labels[i] == -100)
             if plan.object_layer >= 0 and len(turn) > 2:  # fresh turns know their cells
-                groups = [turn_cells]
-                if plan.pair_look and turn[3] == "position":
-                    groups = [[turn_cells[0]], [turn_cells[1]]]
-                for head, group in enumerate(groups):
-                    want = {r * GRID + c for r, c in group}
-                    targets = [p + k for k in range(144) if int(PATCH_CELL[k]) in want] if want else [0]
-                    looks.append((plan.object_layer, head, row, t - 1, targets))
-                if len(groups) == 2 and plan.object_layer >= 1:
-                    # The layer below fetches the two names, in order, for those heads to use.
-                    spans = name_spans(expanded, prompt_from, t, sp, turn[0])
+                cell_groups = [turn_cells]
+                pair = plan.pair_look and turn[3] == "position"
+                if pair:
+                    cell_groups = [[turn_cells[0]], [turn_cells[1]]]
+                for head, group in enumerate(cell_groups):
+                    looks.append((plan.object_layer, head, row, t - 1, object_look(group, p, plan, turn)))
+                if pair:
+                    compares.append((row, t - 1, tuple(turn_cells[0]), tuple(turn_cells[1])))
+                spans = name_spans(expanded, ask_from, t, sp, turn[0]) if plan.names_layer() >= 0 else []
+                if pair and len(spans) == 2:
+                    # The layer below fetches the two names, in order, for the two object heads.
                     for head, span in zip((plan.heads - 2, plan.heads - 1), spans):
-                        looks.append((plan.object_layer - 1, head, row, t - 1, span))
+                        looks.append((plan.names_layer(), head, row, t - 1, [(1.0, span)]))
+                elif plan.subject_look and spans:
+                    looks.append((plan.names_layer(), plan.heads - 1, row, t - 1, [(1.0, sum(spans, []))]))
             if turn[0].endswith(Q.MC_SUFFIX) and (plan.option_layer >= 0 or plan.letter_layer >= 0):
                 answer = Q.LETTERS.index(turn[1])
                 for letter, letter_pos, text in option_lines(expanded, prompt_from, t, nl, dot, letter_ids):
                     if letter == answer and plan.option_layer >= 0 and text:
-                        looks.append((plan.option_layer, 0, row, t - 1, text))
+                        looks.append((plan.option_layer, 0, row, t - 1, [(1.0, text)]))
                     if plan.letter_layer >= 0:
-                        looks.extend((plan.letter_layer, 1, row, q, [letter_pos]) for q in text)
+                        looks.extend((plan.letter_layer, 1, row, q, [(1.0, [letter_pos])]) for q in text)
             prompt_from = t
         seqs.append(ids)
         labs.append(labels)
@@ -292,25 +352,66 @@ def make_batch(samples, sp, image_id, rng, turns_per_image, fresh, single_turn=N
     for i, (x, y) in enumerate(zip(seqs, labs)):
         ids[i, :len(x)] = torch.tensor(x)
         lab[i, :len(y)] = torch.tensor(y)
-    return ids, lab, (torch.stack(pix) if pixels else None), looks
+    return ids, lab, (torch.stack(pix) if pixels else None), looks, compares
 
 
 def look_loss(model, looks, length):
-    """Attention supervision (LookPlan): each (layer, head, row, query, targets) asks that
-    head's attention at that query position to fall on the target positions (-log of the
-    mass there), averaged per supervised head and summed over heads. Teaches the lookups
-    (which cells, which option, which letter) that the answer loss alone finds only slowly
-    or, for existence and multiple choice, not at all in our budget."""
+    """Attention supervision (LookPlan): each (layer, head, row, query, groups) asks that
+    head's attention at that query position to put each group's share of its mass on the
+    group's positions (cross-entropy of the shares against the masses there: -log of the
+    mass for one group), averaged per supervised head and summed over heads. Teaches the
+    lookups (which cells, which option, which letter) that the answer loss alone finds only
+    slowly or, for existence and multiple choice, not at all in our budget."""
     total = torch.zeros(())
     for layer, head in sorted({(l, h) for l, h, _, _, _ in looks}):
         mine = [x for x in looks if x[0] == layer and x[1] == head]
         probs = model.language_model.model.layers[layer].self_attn.probs  # [B, H, n, n]
         rows = probs[[b for _, _, b, _, _ in mine], head, [q for _, _, _, q, _ in mine]]  # [S, n]
-        mask = torch.zeros(len(mine), length, dtype=torch.bool)
-        for i, (_, _, _, _, targets) in enumerate(mine):
-            mask[i, targets] = True
-        total = total + -torch.log((rows * mask).sum(-1) + 1e-6).mean()
+        width = max(len(x[4]) for x in mine)
+        masks = torch.zeros(len(mine), width, length)  # [S, G, n]: group g's positions
+        shares = torch.zeros(len(mine), width)
+        for i, (_, _, _, _, groups) in enumerate(mine):
+            for g, (share, positions) in enumerate(groups):
+                masks[i, g, positions] = 1.0
+                shares[i, g] = share
+        mass = (masks * rows[:, None, :]).sum(-1)  # [S, G]
+        total = total + -(shares * torch.log(mass + 1e-6)).sum(-1).mean()
     return total
+
+
+class CompareProbes(nn.Module):
+    """Throw-away linear probes for --compare-weight (see compare_loss)."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.coords = nn.Linear(d // heads, 2 * GRID)  # one head's output -> its object's row and column
+        self.order = nn.Linear(d, 2 * 3)  # the layer's output -> row order and column order of the two objects
+
+
+def compare_loss(model, probes, layer, layer_out, compares):
+    """Relative position, supervised in two steps at the answer position of each position
+    question (pair look on): the outputs of the two object heads of `layer` each tell their
+    object's grid row and column (so the values carry where the objects are), and the
+    layer's output tells whether the first object's row and column are smaller, equal to or
+    larger than the second's (so the comparison is made by then; the layer above only has
+    to pick the asked axis). Session 7's pair-look runs and this session's first run showed
+    the looks land and the image tokens hold position, but the answer followed the axis
+    alone: the comparison was never learned from the answer loss."""
+    heads = model.language_model.model.layers[layer].self_attn.heads_out  # [B, H, n, D/H]
+    rows = [c[0] for c in compares]
+    queries = [c[1] for c in compares]
+    total = torch.zeros(())
+    for head in (0, 1):
+        logits = probes.coords(heads[rows, head, queries])  # [S, 6]
+        cells = torch.tensor([c[2 + head] for c in compares])  # [S, 2] (row, col)
+        for k in range(2):
+            total = total + F.cross_entropy(logits[:, k * GRID:(k + 1) * GRID], cells[:, k])
+    order = probes.order(layer_out[rows, queries])  # [S, 6]
+    first, second = torch.tensor([c[2] for c in compares]), torch.tensor([c[3] for c in compares])
+    sign = torch.sign(first - second) + 1  # 0: smaller, 1: equal, 2: larger
+    for k in range(2):
+        total = total + F.cross_entropy(order[:, k * 3:(k + 1) * 3], sign[:, k])
+    return total / 6
 
 
 def loss_and_acc(model, ids, lab, pix, features=None):
@@ -336,7 +437,7 @@ def evaluate(model, val, sp, image_id, n, batch):
     val = val[:n]
     for i in range(0, len(val), batch):
         chunk = val[i:i + batch]
-        ids, lab, pix, _ = make_batch(chunk, sp, image_id, None, 1, False, single_turn=i)
+        ids, lab, pix, _, _ = make_batch(chunk, sp, image_id, None, 1, False, single_turn=i)
         _, ok = loss_and_acc(model, ids, lab, pix)
         for j, s in enumerate(chunk):
             kind = s["types"][(i + j) % len(s["types"])]
@@ -384,6 +485,18 @@ def parse_args():
                     help="for relative-position questions, the object look (--look-layer) is split: head 0 "
                          "on the first object named, head 1 on the second; the layer below's last two heads "
                          "look at the two names")
+    ap.add_argument("--subject-look", action="store_true",
+                    help="in the layer below --look-layer, the last head looks from the answer position at the "
+                         "words naming the question's subject (every question that names one)")
+    ap.add_argument("--count-sink", action="store_true",
+                    help="for counting questions the object look puts equal shares on <s> and on each counted "
+                         "cell, so the head's output holds 1/(count+1) of <s>'s value")
+    ap.add_argument("--compare-weight", type=float, default=0.0,
+                    help="with --pair-look: weight of probes asking the two object heads' outputs for their "
+                         "objects' rows and columns and the look layer's output for their order")
+    ap.add_argument("--where-weight", type=float, default=0.0,
+                    help="weight of a stage-2 loss keeping each image token's grid row and column readable "
+                         "by a linear probe (the projector otherwise drops position)")
     ap.add_argument("--align-weight", type=float, default=1.0, help="weight of the image-word alignment loss in stage 2")
     ap.add_argument("--init", help="start from this checkpoint's weights (e.g. with --vision-steps 0 to continue stage 2)")
     ap.add_argument("--seed", type=int, default=0)
@@ -447,8 +560,11 @@ def worker(rank, a):
     if a.config:
         with open(a.config) as f:
             cfg.update(json.load(f))
-    plan = (LookPlan(a.look_layer, a.option_layer, a.letter_layer, a.pair_look, cfg["text"]["num_attention_heads"])
+    plan = (LookPlan(a.look_layer, a.option_layer, a.letter_layer, a.pair_look, cfg["text"]["num_attention_heads"],
+                     a.subject_look, a.count_sink)
             if a.look_weight > 0 else LookPlan())
+    if a.compare_weight > 0 and not (a.pair_look and a.look_weight > 0 and a.look_layer >= 0):
+        sys.exit("--compare-weight needs --pair-look, --look-weight > 0 and a --look-layer")
     for name, layer in (("--look-layer", a.look_layer), ("--option-layer", a.option_layer), ("--letter-layer", a.letter_layer)):
         if a.look_weight > 0 and not -1 <= layer < cfg["text"]["num_hidden_layers"]:
             sys.exit(f"{name} {layer} is not a layer of the {cfg['text']['num_hidden_layers']}-layer decoder")
@@ -527,7 +643,18 @@ def worker(rank, a):
     t0 = time.time()
     feats_all = cache_features(vision, train)
     log(f"cached vision features of {len(train)} images per process in {time.time() - t0:.0f} s")
+    torch.manual_seed(a.seed + 1)  # the same probes in every process
+    where = nn.Linear(cfg["text"]["hidden_size"], 2 * GRID)  # throw-away probe for --where-weight
+    probes = CompareProbes(cfg["text"]["hidden_size"], cfg["text"]["num_attention_heads"])  # for --compare-weight
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if a.where_weight > 0:
+        trainable += [("where." + n, p) for n, p in where.named_parameters()]
+    if a.compare_weight > 0:
+        trainable += [("compare." + n, p) for n, p in probes.named_parameters()]
+    layer_out = {}
+    if a.compare_weight > 0:
+        model.language_model.model.layers[a.look_layer].register_forward_hook(
+            lambda module, inputs, output: layer_out.__setitem__("x", output))
     params = [p for _, p in trainable]
     decay = [p for n, p in trainable if p.dim() >= 2]
     no_decay = [p for n, p in trainable if p.dim() < 2]
@@ -546,17 +673,22 @@ def worker(rank, a):
             g["lr"] = lr
         idx = next_indices(a.batch)
         batch = [train[i] for i in idx]
-        ids, lab, _, looks = make_batch(batch, sp, image_id, rng, a.turns, a.turns > 0, pixels=False, plan=plan)
+        ids, lab, _, looks, compares = make_batch(batch, sp, image_id, rng, a.turns, a.turns > 0, pixels=False,
+                                                  plan=plan)
         feats = feats_all[idx]
         supervised = [model.language_model.model.layers[l].self_attn for l in plan.layers()]
         for attn in supervised:
             attn.keep_probs = True
         loss, ok = loss_and_acc(model, ids, lab, None, feats)
         look = look_loss(model, looks, lab.shape[1]) if looks else torch.zeros(())
+        compare = (compare_loss(model, probes, a.look_layer, layer_out["x"], compares)
+                   if a.compare_weight > 0 and compares else torch.zeros(()))
         for attn in supervised:
-            attn.keep_probs, attn.probs = False, None
-        align = align_loss(model, feats, [s["scene"] for s in batch], targets) if a.align_weight > 0 else torch.zeros(())
-        total = loss + a.align_weight * align + a.look_weight * look
+            attn.keep_probs, attn.probs, attn.heads_out = False, None, None
+        proj = model.multi_modal_projector(feats) if a.align_weight > 0 or a.where_weight > 0 else None
+        align = align_loss(model, proj, [s["scene"] for s in batch], targets) if a.align_weight > 0 else torch.zeros(())
+        place = where_loss(where, proj) if a.where_weight > 0 else torch.zeros(())
+        total = loss + a.align_weight * align + a.look_weight * look + a.where_weight * place + a.compare_weight * compare
         opt.zero_grad()
         total.backward()
         progress, mean_loss = reducer.average(params, [progress_of(step + 1, a.steps, t0, a.minutes), float(loss)])
@@ -566,7 +698,7 @@ def worker(rank, a):
         ema = mean_loss if ema is None else 0.95 * ema + 0.05 * mean_loss
         if (step + 1) % 10 == 0:
             el = time.time() - t0
-            log(f"step {step + 1} loss {mean_loss:.4f} ema {ema:.4f} align {float(align):.3f} look {float(look):.3f} lr {lr:.2e} "
+            log(f"step {step + 1} loss {mean_loss:.4f} ema {ema:.4f} align {float(align):.3f} look {float(look):.3f} where {float(place):.3f} compare {float(compare):.3f} lr {lr:.2e} "
                 f"{(step + 1) / el:.2f} steps/s progress {progress * 100:.1f}% {el / 60:.1f} min")
         if (step + 1) % a.save_every == 0:
             save(2, step + 1)
