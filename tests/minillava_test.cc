@@ -204,6 +204,12 @@ TEST(MiniLlava, TrainingSmokeRunExportsAModelTheEngineReproduces) {
              " --count-sink --where-weight 0.5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("stage 2 done: 3 steps"), std::string::npos) << r.output;
+  r = Python(ToolDir() + "/diagnose.py --ckpt " + d + "/ckpt/last.pt --data " + d + "/data --images 4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* report : {"count: true -> answered", "position: right / asked", "multiple choice: right / asked",
+                             "plain colour/shape: right / asked", "probe: grid row / column from projected tokens"}) {
+    EXPECT_NE(r.output.find(report), std::string::npos) << report << "\n" << r.output;
+  }
   r = Python(ToolDir() + "/export.py --ckpt " + d + "/ckpt/last.pt --data " + d + "/data --out " + d + "/model");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   CheckGoldens(d + "/model");
