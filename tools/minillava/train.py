@@ -8,7 +8,8 @@ objects the image holds, through throw-away linear heads.
 Stage 2 (LLaVA's instruction tuning): the vision tower is frozen; projector and LLaMA
 decoder learn from multi-turn LLaVA-1.5 conversations (the first turn is exactly the
 inference prompt), cross-entropy on the answer tokens and their </s>, plus an image-word
-alignment loss and (--look-weight) attention supervision of a few heads (LookPlan).
+alignment loss, (--look-weight) attention supervision of a few heads (LookPlan) and
+(--where-weight, --compare-weight) throw-away linear probes that keep position readable.
 
 Both stages stop at their step count or their time budget, whichever comes first (the
 machine is shared: the schedules follow the larger of the two progress fractions, so a
@@ -394,9 +395,9 @@ def compare_loss(model, probes, layer, layer_out, compares):
     object's grid row and column (so the values carry where the objects are), and the
     layer's output tells whether the first object's row and column are smaller, equal to or
     larger than the second's (so the comparison is made by then; the layer above only has
-    to pick the asked axis). Session 7's pair-look runs and this session's first run showed
-    the looks land and the image tokens hold position, but the answer followed the axis
-    alone: the comparison was never learned from the answer loss."""
+    to pick the asked axis). Runs with the pair look alone, and with --where-weight too
+    (docs/minillava.md), showed the looks land and the image tokens hold position, but the
+    answer followed the axis alone: the comparison was not learned from the answer loss."""
     heads = model.language_model.model.layers[layer].self_attn.heads_out  # [B, H, n, D/H]
     rows = [c[0] for c in compares]
     queries = [c[1] for c in compares]
