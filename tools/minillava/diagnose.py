@@ -124,7 +124,7 @@ def mc_report(model, sp, image_id, plan, val, rng):
         q = T.Q.mc_q(scene, rng)
         if q is None:
             return None, None
-        return ("count" if T.is_count((q["question"],)) else "colour" if "color" in q["sqa_question"] else "shape"), q
+        return ("count" if T.is_count(q["question"]) else "colour" if "color" in q["sqa_question"] else "shape"), q
     by_kind_report("multiple choice", model, sp, image_id, plan, val, make)
 
 

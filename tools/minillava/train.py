@@ -106,6 +106,14 @@ PATCH_CELL = torch.tensor([(p // 12 // 4) * GRID + (p % 12) // 4 for p in range(
 PATCH_ROW, PATCH_COL = PATCH_CELL // GRID, PATCH_CELL % GRID
 
 
+def grid_position_loss(logits):
+    """logits [B, 144, 2 * GRID]: each patch's grid row, then column; the sum of the two
+    cross-entropies against the patch's true cell."""
+    b = logits.shape[0]
+    return sum(F.cross_entropy(logits[..., k * GRID:(k + 1) * GRID].reshape(-1, GRID), tgt.expand(b, -1).reshape(-1))
+               for k, tgt in enumerate((PATCH_ROW, PATCH_COL)))
+
+
 class CellHeads(nn.Module):
     def __init__(self, d):
         super().__init__()
@@ -128,10 +136,7 @@ class CellHeads(nn.Module):
             # Accuracy on the patches of occupied cells only (the empty class dominates the rest).
             occupied = tgt != logits.shape[-1] - 1
             right.append(((logits.argmax(-1) == tgt) & occupied).sum() / occupied.sum().clamp(min=1))
-        where = self.where(feats)
-        for k, tgt in enumerate((PATCH_ROW, PATCH_COL)):
-            logits = where[..., k * GRID:(k + 1) * GRID]
-            total = total + F.cross_entropy(logits.reshape(-1, GRID), tgt.expand(feats.shape[0], -1).reshape(-1))
+        total = total + grid_position_loss(self.where(feats))
         if cls is not None:
             present = torch.zeros(labels.shape[0], self.scene.out_features)
             for b in range(labels.shape[0]):
@@ -185,10 +190,7 @@ def where_loss(where, proj):
     colours and shapes, lost position: a linear probe read the cell column from 100 % of
     the vision features but 68 % of the projected ones, and relative-position answers were
     at chance."""
-    logits = where(proj)  # [B, 144, 2 * GRID]
-    b = proj.shape[0]
-    return sum(F.cross_entropy(logits[..., k * GRID:(k + 1) * GRID].reshape(-1, GRID), tgt.expand(b, -1).reshape(-1))
-               for k, tgt in enumerate((PATCH_ROW, PATCH_COL))) / 2
+    return grid_position_loss(where(proj)) / 2
 
 
 class LookPlan:
@@ -266,9 +268,9 @@ def name_spans(ids, lo, hi, sp, question):
     return spans if all(spans) else []
 
 
-def is_count(turn):
+def is_count(question):
     """A counting question, plain or as multiple choice."""
-    return turn[0].startswith("How many")
+    return question.startswith("How many")
 
 
 def object_look(cells, image_pos, plan, turn):
@@ -280,7 +282,7 @@ def object_look(cells, image_pos, plan, turn):
         return [image_pos + k for k in range(144) if int(PATCH_CELL[k]) in want]
     if not cells:
         return [(1.0, [0])]
-    if plan.count_sink and is_count(turn):
+    if plan.count_sink and is_count(turn[0]):
         share = 1.0 / (len(cells) + 1)
         return [(share, [0])] + [(share, patches([c])) for c in cells]
     return [(1.0, patches(cells))]
