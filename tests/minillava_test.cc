@@ -185,6 +185,25 @@ TEST(MiniLlava, DatasetIsDeterministicAndSplitsShareNoImage) {
   EXPECT_EQ(pope, 30);
 }
 
+TEST(MiniLlava, ToolsNameTheBadArgument) {
+  const std::string d = test::MakeTempDir("minillava-bad-args");
+  test::WriteFile(d + "/fake.pt", "not a checkpoint");
+  const struct {
+    std::string args, message;
+  } cases[] = {
+      {"/diagnose.py --ckpt " + d + "/missing.pt --data " + d, "--ckpt " + d + "/missing.pt: no such checkpoint"},
+      {"/diagnose.py --ckpt " + d + "/fake.pt --data " + d, "--data " + d + ": no val.json there"},
+      {"/diagnose.py --ckpt " + d + "/fake.pt --data " + d + " --only count,bogus", "--only: unknown report 'bogus'"},
+      {"/train.py --data " + d + " --tokenizer " + d + "/tok.model --out " + d + "/run --look-weight 0.5 --compare-weight 0.5",
+       "--compare-weight needs --pair-look"},
+  };
+  for (const auto& c : cases) {
+    const auto r = Python(ToolDir() + c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
 TEST(MiniLlava, TrainingSmokeRunExportsAModelTheEngineReproduces) {
   // A few steps of a tiny model through the whole Python pipeline, then the goldens
   // of that export against the engine: the exporter's layout and names are what the

@@ -159,6 +159,10 @@ def probe_report(model, val):
         print(f"probe: grid row / column from {name}: {scores[0] * 100:.0f} % / {scores[1] * 100:.0f} % (held out)")
 
 
+REPORTS = {"count": count_report, "position": position_report, "mc": mc_report, "plain": plain_report,
+           "probe": None}  # probe needs no questions: main() calls probe_report(model, val)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True, help="checkpoint from train.py (OUT/last.pt)")
@@ -168,6 +172,13 @@ def main():
     ap.add_argument("--only", default="count,position,mc,plain,probe", help="comma-separated reports")
     ap.add_argument("--seed", type=int, default=1, help="seed of the fresh questions")
     a = ap.parse_args()
+    unknown = [name for name in a.only.split(",") if name not in REPORTS]
+    if unknown:
+        sys.exit(f"--only: unknown report {unknown[0]!r} ({', '.join(REPORTS)})")
+    if not os.path.isfile(a.ckpt):
+        sys.exit(f"--ckpt {a.ckpt}: no such checkpoint (train.py writes OUT/last.pt)")
+    if not os.path.isfile(os.path.join(a.data, "val.json")):
+        sys.exit(f"--data {a.data}: no val.json there (a dataset directory from make_dataset.py)")
     model, ckpt, plan = load(a.ckpt)
     tokenizer = a.tokenizer or ckpt["tokenizer"]
     if not os.path.exists(tokenizer):
@@ -175,15 +186,12 @@ def main():
     sp = spm.SentencePieceProcessor(model_file=tokenizer)
     val = T.load_split(a.data, "val")[:a.images]
     image_id = ckpt["config"]["image_token_index"]
-    reports = {"count": count_report, "position": position_report, "mc": mc_report, "plain": plain_report}
     for name in a.only.split(","):
         if name == "probe":
             probe_report(model, val)
-        elif name in reports:
-            with torch.no_grad():
-                reports[name](model, sp, image_id, plan, val, random.Random(a.seed))
         else:
-            sys.exit(f"--only: unknown report {name!r} (count, position, mc, plain, probe)")
+            with torch.no_grad():
+                REPORTS[name](model, sp, image_id, plan, val, random.Random(a.seed))
 
 
 if __name__ == "__main__":
